@@ -1,0 +1,20 @@
+"""stackform.assemble: spec -> model, checkpoints, training, generation, the CLI.
+
+Public API: ``assemble``, ``load_spec``, ``save``, ``load`` (and ``train`` once
+training is installed).
+"""
+
+from stackform.registry import StackformError
+from stackform.specs import Spec, SpecError, load_spec
+
+from .build import assemble, build_model
+from .checkpoint import load, save
+from .errors import CheckpointError, ModelInputError
+from .models import Cache, DecoderModel, EncoderDecoderModel, EncoderModel, ModelOutput, StackformModel
+from .version import __version__
+
+__all__ = [
+    "Cache", "CheckpointError", "DecoderModel", "EncoderDecoderModel", "EncoderModel", "ModelInputError",
+    "ModelOutput", "Spec", "SpecError", "StackformError", "StackformModel", "__version__", "assemble",
+    "build_model", "load", "load_spec", "save",
+]

@@ -1,0 +1,139 @@
+"""spec -> model: ``assemble()`` builds an encoder, decoder or encoder-decoder from registered blocks."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from stackform import registry
+from stackform.blocks import LMHead, Stack, TokenEmbedding, TransformerLayer, init_weights
+from stackform.registry import Dims
+from stackform.specs import BlockSpec, ModelSpec, Spec, load_spec
+
+from .models import DecoderModel, EncoderDecoderModel, EncoderModel, StackformModel
+
+
+def dims_of(model: ModelSpec, side: str, causal: bool) -> Dims:
+    """The Dims every block of one stack receives."""
+    return Dims(
+        d_model=model.d_model, n_heads=model.n_heads, head_dim=model.head_dim_value(), max_len=model.max_len,
+        n_layers=model.n_layers_of(side), vocab_size=model.vocab_size, dropout=model.dropout, causal=causal,
+    )
+
+
+def build_block(block: BlockSpec, dims: Dims, **inject: Any) -> nn.Module:
+    """Instantiate a registered block: ``cls(dims, params, **injected pieces)``."""
+    return block.entry.cls(dims, block.params, **inject)
+
+
+def _cross_spec(layer_attention: BlockSpec, cross: BlockSpec | None) -> BlockSpec:
+    if cross is not None:
+        return cross
+    block = layer_attention.model_copy()
+    params = layer_attention.params
+    block._params = params.model_copy(update={"window": None}) if "window" in type(params).model_fields else params
+    return block
+
+
+def build_stack(model: ModelSpec, side: str, causal: bool, cross: bool) -> Stack:
+    """One stack of layers with its positional module, masks and final norm."""
+    plan = model.plan(side)
+    dims = dims_of(model, side, causal)
+    positional = build_block(plan.positional, dims)
+    if plan.masks is not None:
+        masks = [build_block(m, dims) for m in plan.masks]
+    else:
+        default = "causal" if causal else "padding"
+        masks = [registry.get("mask", default).cls(dims, registry.BlockParams())]
+
+    def norm_factory(norm: BlockSpec) -> Callable[[], nn.Module]:
+        return lambda: build_block(norm, dims)
+
+    layers = []
+    for layer in plan.layers:
+        res = lambda: build_block(layer.residual, dims, norm=norm_factory(layer.norm))  # noqa: E731
+        parts = dict(self_attn=build_block(layer.attention, dims), self_res=res(),
+                     ffn=build_block(layer.ffn, dims), ffn_res=res())
+        if cross:
+            cross_dims = dims.with_(causal=False)
+            parts["cross_attn"] = build_block(_cross_spec(layer.attention, layer.cross_attention), cross_dims, cross=True)
+            parts["cross_res"] = res()
+        layers.append(TransformerLayer(**parts))
+    wants_final = plan.final_norm if plan.final_norm is not None else getattr(plan.residual.entry.cls, "final_norm", True)
+    final = build_block(plan.norm, dims) if wants_final else None
+    return Stack(layers, positional, masks, final)
+
+
+def _embedding(model: ModelSpec) -> TokenEmbedding:
+    return TokenEmbedding(model.vocab_size, model.d_model, model.dropout, model.scale_embeddings)
+
+
+def build_model(spec: Spec) -> StackformModel:
+    """Build the model a validated spec describes (on the current default device)."""
+    model = spec.model
+    if model.kind == "encoder_decoder":
+        src_embed = _embedding(model)
+        tgt_embed = src_embed if model.share_embeddings else _embedding(model)
+        encoder = build_stack(model, "encoder", causal=False, cross=False)
+        decoder = build_stack(model, "decoder", causal=True, cross=True)
+        head = LMHead(model.d_model, model.vocab_size, tgt_embed.weight if model.tie_embeddings else None)
+        net: StackformModel = EncoderDecoderModel(spec, src_embed, tgt_embed, encoder, decoder, head)
+        n_layers = max(len(encoder.layers), len(decoder.layers))
+    else:
+        embed = _embedding(model)
+        stack = build_stack(model, model.kind, causal=model.kind == "decoder", cross=False)
+        head = LMHead(model.d_model, model.vocab_size, embed.weight if model.tie_embeddings else None)
+        cls = DecoderModel if model.kind == "decoder" else EncoderModel
+        net = cls(spec, embed, stack, head)
+        n_layers = len(stack.layers)
+    init_weights(net, model.init, model.init_std, n_layers)
+    return net
+
+
+def _kwarg_overrides(fields: dict[str, Any]) -> list[tuple[str, Any]]:
+    """``d_model=256`` -> ``model.d_model``; ``train__steps=5`` -> ``train.steps``."""
+    out = []
+    for key, value in fields.items():
+        dotted = key.replace("__", ".")
+        if "." not in dotted and key in ModelSpec.model_fields:
+            dotted = f"model.{key}"
+        out.append((dotted, value))
+    return out
+
+
+def assemble(
+    spec: "str | os.PathLike | dict | Spec",
+    *,
+    overrides: list[str] | tuple[str, ...] = (),
+    device: "str | torch.device | None" = None,
+    dtype: torch.dtype | None = None,
+    seed: int | None = None,
+    **fields: Any,
+) -> StackformModel:
+    """Build a model from a spec path, zoo name, dict or Spec.
+
+    ``overrides`` are dotted strings (``"model.d_model=256"``); keyword ``fields``
+    set model fields directly (``d_model=256``, ``train__steps=5``). ``device="meta"``
+    builds without allocating memory. Bad input raises a StackformError.
+    """
+    from stackform.specs.load import read_source, validate_source
+    from stackform.specs.overrides import apply_override, apply_value
+
+    if fields or overrides or not isinstance(spec, Spec):
+        src = read_source(spec.model_dump(mode="json") if isinstance(spec, Spec) else spec)
+        for text in overrides:
+            src = apply_override(src, text)
+        for dotted, value in _kwarg_overrides(fields):
+            src = apply_value(src, dotted, value)
+        spec = validate_source(src)
+    if seed is not None:
+        torch.manual_seed(seed)
+    with torch.device(device) if device is not None else contextlib.nullcontext():
+        net = build_model(spec)
+    if dtype is not None:
+        net = net.to(dtype)
+    return net

@@ -1,0 +1,159 @@
+"""Checkpoints: one safetensors file with the weights, the validated spec and the version.
+
+Tied weights are stored once (the aliases are listed in the metadata). Writes are
+atomic: a temporary file in the same folder, fsync, rename, fsync of the folder.
+Nothing is pickled; loading never runs code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save as safetensors_bytes
+
+from stackform.specs import Spec, SpecError
+from stackform.specs.load import validate_source
+from stackform.specs.source import Source
+
+from .errors import CheckpointError
+from .version import __version__
+
+SPEC_KEY, VERSION_KEY, TIED_KEY = "stackform.spec", "stackform.version", "stackform.tied"
+
+
+def atomic_write(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def unique_tensors(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Drop tensors that share storage with an earlier one: (tensors, {alias: stored name})."""
+    seen: dict[tuple, str] = {}
+    tensors: dict[str, torch.Tensor] = {}
+    tied: dict[str, str] = {}
+    for name, tensor in state.items():
+        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape), tensor.dtype)
+        if tensor.numel() and key in seen:
+            tied[name] = seen[key]
+            continue
+        seen[key] = name
+        tensors[name] = tensor.detach().contiguous().cpu()
+    return tensors, tied
+
+
+def save(model: torch.nn.Module, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:
+    """Save weights + spec + version to ``path`` (a .safetensors file), atomically."""
+    spec: Spec = getattr(model, "spec", None)
+    if spec is None:
+        raise CheckpointError(f"{path}: only models built by stackform.assemble can be saved (no .spec)")
+    tensors, tied = unique_tensors(model.state_dict())
+    meta = {
+        "format": "pt",
+        SPEC_KEY: json.dumps(spec.model_dump(mode="json"), sort_keys=True),
+        VERSION_KEY: __version__,
+        TIED_KEY: json.dumps(tied, sort_keys=True),
+        **(metadata or {}),
+    }
+    atomic_write(path, safetensors_bytes(tensors, metadata=meta))
+    return Path(path)
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(tensors, metadata) of a safetensors file; every failure is a CheckpointError."""
+    path = str(path)
+    if os.path.isdir(path):
+        candidate = os.path.join(path, "model.safetensors")
+        if not os.path.isfile(candidate):
+            raise CheckpointError(f"{path}: a folder without model.safetensors")
+        path = candidate
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f"{path}: the file is empty (0 bytes); an interrupted copy?")
+    try:
+        with safe_open(path, framework="pt", device="cpu") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable safetensors file ({reason})") from None
+    return tensors, metadata
+
+
+def spec_of(metadata: dict[str, str], path: str) -> Spec:
+    """The validated spec stored in a checkpoint's metadata."""
+    text = metadata.get(SPEC_KEY)
+    if text is None:
+        raise CheckpointError(f"{path}: no stackform spec in the metadata (not saved by stackform.save?)")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: the spec in the metadata is not valid JSON ({exc.msg})") from None
+    try:
+        return validate_source(Source(data, {(): (f"{path} [spec]", 0, 0)}))
+    except SpecError as exc:
+        raise CheckpointError(f"the spec stored in {exc}") from None
+
+
+def check_state(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], path: str) -> None:
+    """Raise CheckpointError listing missing, unexpected and mis-shaped tensors."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    shapes = sorted(
+        f"{k} {tuple(found[k].shape)} != {tuple(expected[k].shape)}"
+        for k in set(expected) & set(found)
+        if tuple(found[k].shape) != tuple(expected[k].shape)
+    )
+    problems = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shapes)):
+        if items:
+            shown = ", ".join(items[:5]) + (f" (+{len(items) - 5} more)" if len(items) > 5 else "")
+            problems.append(f"{label}: {shown}")
+    if problems:
+        raise CheckpointError(f"{path}: the weights do not match the spec: " + "; ".join(problems))
+
+
+def load(path: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> Any:
+    """Rebuild a model from a checkpoint alone (``save``'s file or a run folder)."""
+    from .build import build_model
+
+    tensors, metadata = read_checkpoint(path)
+    spec = spec_of(metadata, str(path))
+    model = build_model(spec)
+    try:
+        tied = json.loads(metadata.get(TIED_KEY, "{}"))
+    except json.JSONDecodeError:
+        tied = {}
+    for alias, source in tied.items():
+        if source in tensors:
+            tensors.setdefault(alias, tensors[source])
+    expected = model.state_dict()
+    check_state(expected, tensors, str(path))
+    for name, tensor in tensors.items():
+        if tensor.dtype != expected[name].dtype and not tensor.dtype.is_floating_point:
+            raise CheckpointError(f"{path}: tensor {name} has dtype {tensor.dtype}, expected {expected[name].dtype}")
+    model.load_state_dict(tensors, strict=True)
+    return model.to(device=device, dtype=dtype) if dtype is not None else model.to(device)

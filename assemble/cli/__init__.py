@@ -1,0 +1,56 @@
+"""The ``stackform`` command line. Each sub-command is a module of this package with
+``add_arguments(parser)`` and ``run(args) -> int``; add its name to COMMANDS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+
+from stackform.registry import StackformError
+
+# (module, help) in the order `stackform --help` lists them; modules import lazily.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("validate", "check specs; print file:line:col errors"),
+    "list": ("list_cmd", "list registered blocks and their parameters"),
+    "inspect": ("inspect_cmd", "per-block parameter and FLOP table of a spec or checkpoint"),
+    "schema": ("schema", "print the JSON Schema of specs"),
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    from stackform.assemble.version import __version__
+
+    top = argparse.ArgumentParser(
+        prog="stackform", description="Build, train and inspect Transformers from YAML specs.",
+    )
+    top.add_argument("--version", action="version", version=f"stackform {__version__}")
+    top.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        mod = importlib.import_module(f"stackform.assemble.cli.{module}")
+        mod.add_arguments(command)
+        command.set_defaults(_run=mod.run)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; user errors print one line and return 2 (tracebacks only with --debug)."""
+    args = parser().parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser().print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except StackformError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {exc}" if "\n" not in str(exc) else str(exc), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

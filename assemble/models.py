@@ -1,0 +1,211 @@
+"""The three assembled model kinds: encoder, decoder-only and encoder-decoder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from stackform.blocks import LayerCache, LMHead, Stack, TokenEmbedding
+from stackform.specs import Spec
+
+from .errors import ModelInputError
+
+
+@dataclass
+class Cache:
+    """Key/value caches of every layer of a decoder stack, and how many positions they hold."""
+
+    layers: list[tuple[LayerCache, LayerCache]]
+    offset: int = 0
+
+    def reorder(self, index: torch.Tensor) -> None:
+        for self_cache, cross_cache in self.layers:
+            self_cache.reorder(index)
+            cross_cache.reorder(index)
+
+
+@dataclass
+class ModelOutput:
+    """What a model returns when more than logits is asked for."""
+
+    logits: torch.Tensor | None
+    hidden: torch.Tensor | None = None
+    attentions: dict[str, list[torch.Tensor]] = field(default_factory=dict)  # "self"/"cross"/"encoder": per layer
+    cache: Cache | None = None
+
+
+def _split_weights(weights: list | None, prefix: str = "") -> dict[str, list[torch.Tensor]]:
+    out: dict[str, list[torch.Tensor]] = {}
+    for kind, w in weights or []:
+        out.setdefault(prefix or kind, []).append(w)
+    return out
+
+
+class StackformModel(nn.Module):
+    """Base of assembled models: holds the validated spec and checks inputs at the boundary."""
+
+    spec: Spec
+    check_inputs: bool = True  # eager-mode id/length checks (one host sync for the id range)
+
+    def _check_ids(self, ids: torch.Tensor, name: str, offset: int = 0) -> None:
+        if not isinstance(ids, torch.Tensor) or ids.dim() != 2:
+            shape = tuple(ids.shape) if isinstance(ids, torch.Tensor) else type(ids).__name__
+            raise ModelInputError(f"{name}: expected token ids of shape [batch, seq], got {shape}")
+        if ids.dtype.is_floating_point or ids.dtype == torch.bool:
+            raise ModelInputError(f"{name}: token ids must be integers, got {ids.dtype}")
+        model = self.spec.model
+        if offset + ids.shape[1] > model.max_len:
+            raise ModelInputError(
+                f"{name}: sequence length {offset + ids.shape[1]} exceeds max_len {model.max_len} of the spec"
+            )
+        if self.check_inputs and ids.numel() and not torch.compiler.is_compiling():
+            low, high = int(ids.min()), int(ids.max())
+            if low < 0 or high >= model.vocab_size:
+                bad = low if low < 0 else high
+                raise ModelInputError(f"{name}: token id {bad} is outside the vocabulary [0, {model.vocab_size})")
+
+    def _key_padding(self, ids: torch.Tensor, mask: torch.Tensor | None, name: str, stack: Stack,
+                     total: int | None = None) -> torch.Tensor | None:
+        if mask is not None:
+            expected = (ids.shape[0], total if total is not None else ids.shape[1])
+            if tuple(mask.shape) != expected:
+                raise ModelInputError(f"{name}: shape {tuple(mask.shape)} does not match the ids, expected {expected}")
+            return mask.bool()
+        pad_id = self.spec.model.pad_id
+        if pad_id is not None and any(type(m).__name__ == "Padding" for m in stack.masks):
+            return ids != pad_id
+        return None
+
+    def num_parameters(self) -> int:
+        """Parameters counted once (tied weights once)."""
+        return sum(p.numel() for p in self.parameters())
+
+
+class DecoderModel(StackformModel):
+    """Decoder-only language model: ``model(input_ids, attention_mask=None) -> logits [b, t, vocab]``."""
+
+    def __init__(self, spec: Spec, embed: TokenEmbedding, stack: Stack, head: LMHead):
+        super().__init__()
+        self.spec, self.embed, self.stack, self.head = spec, embed, stack, head
+
+    def new_cache(self) -> Cache:
+        return Cache([(LayerCache(), LayerCache()) for _ in self.stack.layers])
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        *,
+        cache: Cache | None = None,
+        prefix_len: torch.Tensor | None = None,
+        return_hidden: bool = False,
+        return_attention: bool = False,
+        logits: bool = True,
+    ) -> torch.Tensor | ModelOutput:
+        offset = cache.offset if cache is not None else 0
+        self._check_ids(input_ids, "input_ids", offset)
+        t = input_ids.shape[1]
+        padding = self._key_padding(input_ids, attention_mask, "attention_mask", self.stack, offset + t)
+        ctx = self.stack.context(t, offset, input_ids.device, padding, prefix_len)
+        x = self.embed(input_ids, self.stack.positional, ctx.info.q_pos)
+        weights = [] if return_attention else None
+        h = self.stack(x, ctx, cache=cache.layers if cache is not None else None, weights=weights)
+        if cache is not None:
+            cache.offset += t
+        out = self.head(h) if logits else None
+        if not (return_hidden or return_attention or cache is not None or not logits):
+            return out
+        return ModelOutput(out, h, _split_weights(weights), cache)
+
+
+class EncoderModel(StackformModel):
+    """Bidirectional encoder with an MLM head: ``model(input_ids, attention_mask=None) -> logits``."""
+
+    def __init__(self, spec: Spec, embed: TokenEmbedding, stack: Stack, head: LMHead):
+        super().__init__()
+        self.spec, self.embed, self.stack, self.head = spec, embed, stack, head
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        *,
+        return_hidden: bool = False,
+        return_attention: bool = False,
+        logits: bool = True,
+    ) -> torch.Tensor | ModelOutput:
+        self._check_ids(input_ids, "input_ids")
+        padding = self._key_padding(input_ids, attention_mask, "attention_mask", self.stack)
+        ctx = self.stack.context(input_ids.shape[1], 0, input_ids.device, padding)
+        x = self.embed(input_ids, self.stack.positional, ctx.info.q_pos)
+        weights = [] if return_attention else None
+        h = self.stack(x, ctx, weights=weights)
+        out = self.head(h) if logits else None
+        if not (return_hidden or return_attention or not logits):
+            return out
+        return ModelOutput(out, h, _split_weights(weights))
+
+
+class EncoderDecoderModel(StackformModel):
+    """``model(src_ids, tgt_ids, src_mask=None, tgt_mask=None) -> logits [b, t_tgt, vocab]``."""
+
+    def __init__(self, spec: Spec, src_embed: TokenEmbedding, tgt_embed: TokenEmbedding,
+                 encoder: Stack, decoder: Stack, head: LMHead):
+        super().__init__()
+        self.spec, self.src_embed, self.tgt_embed = spec, src_embed, tgt_embed
+        self.encoder, self.decoder, self.head = encoder, decoder, head
+
+    def new_cache(self) -> Cache:
+        return Cache([(LayerCache(), LayerCache()) for _ in self.decoder.layers])
+
+    def encode(self, src_ids: torch.Tensor, src_mask: torch.Tensor | None = None,
+               weights: list | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """src [b, s] -> (memory [b, s, d], source padding [b, s] or None)."""
+        self._check_ids(src_ids, "src_ids")
+        padding = self._key_padding(src_ids, src_mask, "src_mask", self.encoder)
+        ctx = self.encoder.context(src_ids.shape[1], 0, src_ids.device, padding)
+        x = self.src_embed(src_ids, self.encoder.positional, ctx.info.q_pos)
+        return self.encoder(x, ctx, weights=weights), padding
+
+    def decode(self, tgt_ids: torch.Tensor, memory: torch.Tensor, memory_padding: torch.Tensor | None,
+               tgt_mask: torch.Tensor | None = None, cache: Cache | None = None,
+               weights: list | None = None) -> torch.Tensor:
+        """tgt [b, t] attending to memory -> hidden states [b, t, d]."""
+        offset = cache.offset if cache is not None else 0
+        self._check_ids(tgt_ids, "tgt_ids", offset)
+        t = tgt_ids.shape[1]
+        padding = self._key_padding(tgt_ids, tgt_mask, "tgt_mask", self.decoder, offset + t)
+        ctx = self.decoder.context(t, offset, tgt_ids.device, padding)
+        s = memory.shape[1]
+        positions = torch.arange(s, device=memory.device)
+        memory_ctx = type(ctx)(None, [], ctx.info.q_pos, positions, memory_padding)
+        x = self.tgt_embed(tgt_ids, self.decoder.positional, ctx.info.q_pos)
+        h = self.decoder(x, ctx, memory, memory_ctx, cache.layers if cache is not None else None, weights)
+        if cache is not None:
+            cache.offset += t
+        return h
+
+    def forward(
+        self,
+        src_ids: torch.Tensor,
+        tgt_ids: torch.Tensor,
+        src_mask: torch.Tensor | None = None,
+        tgt_mask: torch.Tensor | None = None,
+        *,
+        cache: Cache | None = None,
+        memory: tuple[torch.Tensor, torch.Tensor | None] | None = None,
+        return_hidden: bool = False,
+        return_attention: bool = False,
+        logits: bool = True,
+    ) -> torch.Tensor | ModelOutput:
+        enc_weights = [] if return_attention else None
+        memory_states, memory_padding = memory if memory is not None else self.encode(src_ids, src_mask, enc_weights)
+        dec_weights = [] if return_attention else None
+        h = self.decode(tgt_ids, memory_states, memory_padding, tgt_mask, cache, dec_weights)
+        out = self.head(h) if logits else None
+        if not (return_hidden or return_attention or cache is not None or not logits):
+            return out
+        attentions = {**_split_weights(enc_weights, "encoder"), **_split_weights(dec_weights)}
+        return ModelOutput(out, h, attentions, cache)

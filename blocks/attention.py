@@ -1,0 +1,162 @@
+"""Multi-head attention (Vaswani et al. 2017, section 3.2) and its grouped-query variants.
+
+The default path is ``F.scaled_dot_product_attention`` (flash / memory-efficient
+kernels). ``need_weights=True`` takes the explicit path softmax(q k^T / sqrt(d) + bias) v,
+which also returns the attention weights.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, PositiveInt
+from torch import nn
+
+from stackform.registry import BlockParams, Dims, register
+
+from .context import AttentionContext
+
+
+class LayerCache:
+    """Keys and values of one attention layer kept between decoding steps."""
+
+    def __init__(self) -> None:
+        self.k: torch.Tensor | None = None  # [b, kv, t, hd]
+        self.v: torch.Tensor | None = None
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.k is not None:
+            k, v = torch.cat((self.k, k), dim=2), torch.cat((self.v, v), dim=2)
+        self.k, self.v = k, v
+        return k, v
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Keep batch rows ``index`` (beam search)."""
+        if self.k is not None:
+            self.k, self.v = self.k.index_select(0, index), self.v.index_select(0, index)
+
+
+class AttentionParams(BlockParams):
+    bias: bool = Field(True, description="biases on the q/k/v/out projections")
+    qk_norm: bool = Field(False, description="RMS-normalize queries and keys per head")
+    window: PositiveInt | None = Field(None, description="attend only to keys closer than this")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout on attention weights")
+
+
+@register("attention", "mha")
+class MultiHeadAttention(nn.Module):
+    """Multi-head scaled dot-product attention; self-attention or cross-attention."""
+
+    Params = AttentionParams
+
+    def __init__(self, dims: Dims, params: AttentionParams, cross: bool = False):
+        super().__init__()
+        self.n_heads = dims.n_heads
+        self.n_kv_heads = self.kv_heads(dims, params)
+        self.head_dim = dims.head_dim
+        self.window = params.window
+        self.dropout = params.dropout
+        self.cross = cross
+        q_size, kv_size = self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
+        self.q_size, self.kv_size = q_size, kv_size
+        if cross:
+            self.q = nn.Linear(dims.d_model, q_size, bias=params.bias)
+            self.kv = nn.Linear(dims.d_model, 2 * kv_size, bias=params.bias)  # [k | v]
+        else:
+            self.qkv = nn.Linear(dims.d_model, q_size + 2 * kv_size, bias=params.bias)  # [q | k | v]
+        self.out = nn.Linear(q_size, dims.d_model, bias=params.bias)
+        self.out.residual_out = True  # scaled init (GPT-2)
+        self.q_norm = nn.RMSNorm(self.head_dim, eps=1e-6) if params.qk_norm else None
+        self.k_norm = nn.RMSNorm(self.head_dim, eps=1e-6) if params.qk_norm else None
+
+    def kv_heads(self, dims: Dims, params: AttentionParams) -> int:
+        return dims.n_heads
+
+    def _heads(self, x: torch.Tensor, n: int) -> torch.Tensor:
+        b, t, _ = x.shape
+        return x.view(b, t, n, self.head_dim).transpose(1, 2)  # [b, n, t, hd]
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        ctx: AttentionContext,
+        memory: torch.Tensor | None = None,
+        cache: LayerCache | None = None,
+        need_weights: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x [b, t, d] -> ([b, t, d], weights [b, h, t, s] or None)."""
+        b, t, _ = x.shape
+        if self.cross:
+            q = self._heads(self.q(x), self.n_heads)
+            if cache is not None and cache.k is not None:
+                k, v = cache.k, cache.v  # the source's keys and values, computed once
+            else:
+                k, v = self.kv(memory).split(self.kv_size, dim=-1)
+                k, v = self._heads(k, self.n_kv_heads), self._heads(v, self.n_kv_heads)
+                if self.k_norm is not None:
+                    k = self.k_norm(k)
+                if cache is not None:
+                    cache.append(k, v)
+            if self.q_norm is not None:
+                q = self.q_norm(q)
+        else:
+            q, k, v = self.qkv(x).split((self.q_size, self.kv_size, self.kv_size), dim=-1)
+            q, k, v = self._heads(q, self.n_heads), self._heads(k, self.n_kv_heads), self._heads(v, self.n_kv_heads)
+            if self.q_norm is not None:
+                q, k = self.q_norm(q), self.k_norm(k)
+            q, k = ctx.rotate(q, k)
+            if cache is not None:
+                k, v = cache.append(k, v)
+        mask, is_causal = ctx.bias(self.window)
+        if mask is not None and mask.dtype != torch.bool:
+            mask = mask.to(q.dtype)
+        dropout = self.dropout if self.training else 0.0
+        if need_weights:
+            y, weights = self._explicit(q, k, v, mask, is_causal, dropout)
+        else:
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=is_causal,
+                enable_gqa=self.n_kv_heads != self.n_heads,
+            )  # [b, h, t, hd]
+            weights = None
+        y = y.transpose(1, 2).reshape(b, t, self.q_size)  # [b, t, h*hd]
+        return self.out(y), weights
+
+    def _explicit(self, q, k, v, mask, is_causal, dropout):
+        if self.n_kv_heads != self.n_heads:
+            repeat = self.n_heads // self.n_kv_heads
+            k, v = k.repeat_interleave(repeat, dim=1), v.repeat_interleave(repeat, dim=1)  # [b, h, s, hd]
+        scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # [b, h, t, s]
+        if is_causal:
+            t, s = scores.shape[-2:]
+            mask = torch.ones(t, s, dtype=torch.bool, device=q.device).tril(s - t)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+        weights = scores.float().softmax(dim=-1).to(q.dtype)
+        return F.dropout(weights, dropout, training=dropout > 0) @ v, weights
+
+
+@register("attention", "gqa")
+class GroupedQueryAttention(MultiHeadAttention):
+    """Grouped-query attention (Ainslie et al. 2023): n_kv_heads key/value heads shared by groups of queries."""
+
+    class Params(AttentionParams):
+        n_kv_heads: PositiveInt
+
+        def check(self, dims: Dims) -> str | None:
+            if dims.n_heads % self.n_kv_heads:
+                return f"n_heads ({dims.n_heads}) must be divisible by n_kv_heads ({self.n_kv_heads})"
+            return None
+
+    def kv_heads(self, dims: Dims, params: Params) -> int:
+        return params.n_kv_heads
+
+
+@register("attention", "mqa")
+class MultiQueryAttention(MultiHeadAttention):
+    """Multi-query attention (Shazeer 2019): one key/value head shared by all query heads."""
+
+    def kv_heads(self, dims: Dims, params: AttentionParams) -> int:
+        return 1

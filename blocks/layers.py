@@ -1,0 +1,97 @@
+"""A Transformer layer (self-attention, optional cross-attention, FFN, each wrapped by a
+residual block) and a stack of them with its positional module, masks and final norm.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from .attention import LayerCache
+from .context import AttentionContext
+from .masks import Mask
+from .positional import Positional
+
+
+class TransformerLayer(nn.Module):
+    """x -> res(x, self_attn) -> [res(x, cross_attn(memory))] -> res(x, ffn)."""
+
+    def __init__(
+        self,
+        self_attn: nn.Module,
+        self_res: nn.Module,
+        ffn: nn.Module,
+        ffn_res: nn.Module,
+        cross_attn: nn.Module | None = None,
+        cross_res: nn.Module | None = None,
+    ):
+        super().__init__()
+        self.self_attn, self.self_res = self_attn, self_res
+        self.cross_attn, self.cross_res = cross_attn, cross_res
+        self.ffn, self.ffn_res = ffn, ffn_res
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        ctx: AttentionContext,
+        memory: torch.Tensor | None = None,
+        memory_ctx: AttentionContext | None = None,
+        cache: tuple[LayerCache, LayerCache] | None = None,
+        weights: list | None = None,
+    ) -> torch.Tensor:
+        need = weights is not None
+
+        def self_block(h: torch.Tensor) -> torch.Tensor:
+            y, w = self.self_attn(h, ctx, cache=cache[0] if cache else None, need_weights=need)
+            if need:
+                weights.append(("self", w))
+            return y
+
+        x = self.self_res(x, self_block)
+        if self.cross_attn is not None:
+            def cross_block(h: torch.Tensor) -> torch.Tensor:
+                y, w = self.cross_attn(h, memory_ctx, memory=memory, cache=cache[1] if cache else None,
+                                       need_weights=need)
+                if need:
+                    weights.append(("cross", w))
+                return y
+
+            x = self.cross_res(x, cross_block)
+        return self.ffn_res(x, self.ffn)
+
+
+class Stack(nn.Module):
+    """Layers sharing one positional module and one set of masks, then an optional final norm."""
+
+    def __init__(self, layers: list[TransformerLayer], positional: Positional, masks: list[Mask],
+                 final_norm: nn.Module | None):
+        super().__init__()
+        self.positional = positional
+        self.masks = nn.ModuleList(masks)
+        self.layers = nn.ModuleList(layers)
+        self.final_norm = final_norm
+        self.activation_checkpointing = False
+
+    def context(self, t: int, offset: int, device: torch.device, key_padding: torch.Tensor | None,
+                prefix_len: torch.Tensor | None = None) -> AttentionContext:
+        q_pos = torch.arange(offset, offset + t, device=device)
+        k_pos = torch.arange(0, offset + t, device=device) if offset else q_pos
+        return AttentionContext(self.positional, list(self.masks), q_pos, k_pos, key_padding, prefix_len)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        ctx: AttentionContext,
+        memory: torch.Tensor | None = None,
+        memory_ctx: AttentionContext | None = None,
+        cache: list | None = None,
+        weights: list | None = None,
+    ) -> torch.Tensor:
+        """x [b, t, d] (embedded) -> hidden states [b, t, d]."""
+        for i, layer in enumerate(self.layers):
+            if self.activation_checkpointing and self.training and cache is None and weights is None:
+                x = checkpoint(layer, x, ctx, memory, memory_ctx, use_reentrant=False)
+            else:
+                x = layer(x, ctx, memory, memory_ctx, cache[i] if cache is not None else None, weights)
+        return self.final_norm(x) if self.final_norm is not None else x

@@ -1,0 +1,24 @@
+"""stackform.registry: the named, typed catalogue of Transformer blocks."""
+
+from .core import (
+    KINDS,
+    BlockParams,
+    Entry,
+    add_kind,
+    closest,
+    get,
+    import_plugins,
+    list_blocks,
+    names,
+    params_of,
+    register,
+    unknown_message,
+    unregister,
+)
+from .dims import Dims
+from .errors import RegistryError, StackformError
+
+__all__ = [
+    "KINDS", "BlockParams", "Dims", "Entry", "RegistryError", "StackformError", "add_kind", "closest", "get",
+    "import_plugins", "list_blocks", "names", "params_of", "register", "unknown_message", "unregister",
+]

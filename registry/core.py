@@ -1,0 +1,213 @@
+"""The block registry: kinds, ``register``, lookup with did-you-mean, listing, plugins."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+import os
+import sys
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from .dims import Dims
+from .errors import RegistryError
+
+T = TypeVar("T")
+
+KINDS: list[str] = ["attention", "positional", "norm", "residual", "ffn", "mask"]
+ENTRY_POINT_GROUP = "stackform.blocks"
+# Imported (by name, never at import time of this module) before the first lookup.
+BUILTIN_MODULES: tuple[str, ...] = ("stackform.blocks",)
+
+
+class BlockParams(BaseModel):
+    """Base class of a block's YAML parameters: unknown keys are an error.
+
+    Override ``check(dims)`` for rules that involve the model's sizes; return a
+    message (shown with the values) or None.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def check(self, dims: "Dims") -> str | None:
+        return None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered block: its kind, name, class and parameter model."""
+
+    kind: str
+    name: str
+    cls: type
+    params: type[BlockParams]
+
+    @property
+    def doc(self) -> str:
+        text = (self.cls.__doc__ or "").strip()
+        return text.splitlines()[0] if text else ""
+
+
+_entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
+_state = {"builtins": False, "plugins": False}
+plugin_errors: dict[str, str] = {}
+
+
+def add_kind(kind: str) -> None:
+    """Add a new kind of block (for example ``"router"``); adding twice is harmless."""
+    if kind not in _entries:
+        KINDS.append(kind)
+        _entries[kind] = {}
+
+
+def register(kind: str, name: str) -> Callable[[type[T]], type[T]]:
+    """Class decorator: register ``cls`` as block ``name`` of ``kind``.
+
+    The class may define a nested ``Params(BlockParams)``: the schema of its YAML
+    parameters. Registering a name twice raises ``RegistryError``.
+    """
+    if kind not in _entries:
+        raise RegistryError(f"register: unknown kind '{kind}' (kinds: {', '.join(KINDS)}); use add_kind() first")
+
+    def decorate(cls: type[T]) -> type[T]:
+        params = getattr(cls, "Params", BlockParams)
+        if not (isinstance(params, type) and issubclass(params, BlockParams)):
+            raise RegistryError(f"register: {cls.__name__}.Params must subclass stackform.registry.BlockParams")
+        if "type" in params.model_fields:
+            raise RegistryError(f"register: {cls.__name__}.Params may not define a field named 'type'")
+        if name in _entries[kind]:
+            other = _entries[kind][name].cls
+            raise RegistryError(
+                f"register: {kind} '{name}' is already registered by {other.__module__}.{other.__qualname__}"
+            )
+        _entries[kind][name] = Entry(kind, name, cls, params)
+        cls.block_kind = kind  # type: ignore[attr-defined]
+        cls.block_name = name  # type: ignore[attr-defined]
+        return cls
+
+    return decorate
+
+
+def unregister(kind: str, name: str) -> None:
+    """Remove a registration (for tests and interactive work)."""
+    _entries.get(kind, {}).pop(name, None)
+
+
+def _ensure_loaded() -> None:
+    if not _state["builtins"]:
+        _state["builtins"] = True
+        for module in BUILTIN_MODULES:
+            importlib.import_module(module)
+    if not _state["plugins"]:
+        _state["plugins"] = True
+        if os.environ.get("STACKFORM_NO_PLUGINS", "") not in ("", "0"):
+            return
+        load_entry_point_plugins()
+
+
+def load_entry_point_plugins() -> None:
+    """Import every module of the ``stackform.blocks`` entry-point group.
+
+    A plugin that fails to import is reported (a warning naming it) and skipped.
+    """
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.value in sys.modules:
+            continue
+        try:
+            ep.load()
+        except Exception as exc:  # a broken plugin must not break the rest
+            plugin_errors[ep.name] = f"{type(exc).__name__}: {exc}"
+            warnings.warn(f"stackform plugin '{ep.name}' ({ep.value}) failed to load: {exc}", stacklevel=2)
+
+
+def import_plugins(modules: list[str]) -> None:
+    """Import the modules a spec lists under ``plugins:`` (on purpose, by name)."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise RegistryError(f"plugin module '{module}' could not be imported: {exc}") from None
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Optimal string alignment distance: insertions, deletions, substitutions, transpositions."""
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
+def closest(name: str, options: list[str]) -> str | None:
+    """The option closest to ``name`` (edit distance, then similarity), or None when nothing is close."""
+    if not options:
+        return None
+    lowered = name.lower()
+    scored = sorted(
+        (edit_distance(lowered, o.lower()), -difflib.SequenceMatcher(None, lowered, o.lower()).ratio(), o)
+        for o in options
+    )
+    distance, _, best = scored[0]
+    if distance <= max(1, len(name) // 3) or lowered in best.lower() or best.lower() in lowered:
+        return best
+    return None
+
+
+def unknown_message(what: str, name: str, options: list[str]) -> str:
+    """``unknown attention 'mah'; did you mean 'mha'? (registered: gqa, mha)``."""
+    guess = closest(name, options)
+    hint = f"; did you mean '{guess}'?" if guess else ""
+    return f"unknown {what} '{name}'{hint} (registered: {', '.join(sorted(options))})"
+
+
+def get(kind: str, name: str) -> Entry:
+    """Look up block ``name`` of ``kind``; a miss raises with did-you-mean."""
+    _ensure_loaded()
+    if kind not in _entries:
+        raise RegistryError(unknown_message("kind", kind, KINDS))
+    try:
+        return _entries[kind][name]
+    except KeyError:
+        raise RegistryError(unknown_message(kind, str(name), list(_entries[kind]))) from None
+
+
+def names(kind: str) -> list[str]:
+    """Sorted names registered under ``kind``."""
+    _ensure_loaded()
+    return sorted(_entries.get(kind, {}))
+
+
+def list_blocks(kind: str | None = None, pattern: str = "*") -> list[Entry]:
+    """Registered blocks, optionally of one kind and matching a glob ``pattern``."""
+    _ensure_loaded()
+    if kind is not None and kind not in _entries:
+        raise RegistryError(unknown_message("kind", kind, KINDS))
+    kinds = [kind] if kind else list(_entries)
+    return [
+        entry
+        for k in kinds
+        for name, entry in sorted(_entries[k].items())
+        if fnmatch.fnmatchcase(name, pattern)
+    ]
+
+
+def params_of(entry: Entry) -> list[dict[str, Any]]:
+    """The parameters of a block as rows: name, type, default, description."""
+    rows = []
+    for field_name, field in entry.params.model_fields.items():
+        annotation = field.annotation
+        type_name = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+        default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
+        rows.append({"name": field_name, "type": type_name, "default": default, "doc": field.description or ""})
+    return rows

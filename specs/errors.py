@@ -1,0 +1,34 @@
+"""SpecError: one problem in a spec, printed as ``file:line:col: dotted.path: message``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stackform.registry import StackformError
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem: where it is (file, line, column, dotted path) and what it is."""
+
+    file: str
+    line: int
+    col: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.col}" if self.line else self.file
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class SpecError(StackformError):
+    """A spec that cannot be used. ``issues`` holds every problem found, first one first."""
+
+    def __init__(self, issues: list[Issue]):
+        self.issues = issues
+        super().__init__(str(issues[0]))
+
+    @classmethod
+    def at(cls, file: str, message: str, line: int = 0, col: int = 0, path: str = "") -> "SpecError":
+        return cls([Issue(file, line, col, path, message)])

@@ -1,0 +1,195 @@
+"""``load_spec``: a path, zoo name, dict or Spec in; a validated Spec out, or a SpecError."""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from pydantic import BaseModel, ValidationError
+
+from stackform import registry
+
+from .blocks import BlockSpec
+from .errors import Issue, SpecError
+from .models import Spec
+from .overrides import apply_override
+from .pydantic_errors import issue_from_pydantic
+from .source import Source, read_yaml
+
+SpecLike = "str | os.PathLike | dict | Spec"
+
+
+def zoo_dir() -> Path:
+    """The folder of shipped specs (``specs/zoo``)."""
+    return Path(str(resources.files("stackform.specs") / "zoo"))
+
+
+def zoo_names() -> list[str]:
+    return sorted(p.stem for p in zoo_dir().glob("*.yaml"))
+
+
+def find_spec_file(name: str | os.PathLike, base_dir: Path | None = None) -> Path:
+    """A spec path as given, relative to ``base_dir``, or a zoo name; else SpecError."""
+    path = Path(name)
+    candidates = [path] if path.is_absolute() else ([base_dir / path] if base_dir else []) + [path]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    stem = path.name[:-5] if path.name.endswith(".yaml") else path.name
+    zoo = zoo_dir() / f"{stem}.yaml"
+    if zoo.is_file() and path.parent in (Path("."), Path("")):
+        return zoo
+    hint = registry.closest(stem, zoo_names())
+    guess = f"; did you mean the zoo spec '{hint}'?" if hint else ""
+    raise SpecError.at(str(name), f"no spec file or zoo spec by this name{guess} (zoo: {', '.join(zoo_names())})")
+
+
+def _merge(base: Source, child: Source) -> Source:
+    """Child keys win; mappings merge recursively; lists and scalars replace."""
+
+    def merge(a: Any, b: Any, path: tuple, values: dict, keys: dict) -> Any:
+        if isinstance(a, dict) and isinstance(b, dict):
+            out = dict(a)
+            for key, value in b.items():
+                out[key] = merge(a.get(key), value, path + (key,), values, keys) if key in a else value
+                if key not in a or not (isinstance(a[key], dict) and isinstance(value, dict)):
+                    for p in [p for p in values if p[: len(path) + 1] == path + (key,)]:
+                        del values[p]
+                    for p in [p for p in keys if p[: len(path) + 1] == path + (key,)]:
+                        del keys[p]
+            return out
+        return b
+
+    values, keys = dict(base.values), dict(base.keys)
+    data = merge(base.data, child.data, (), values, keys)
+    values.update(child.values)
+    keys.update(child.keys)
+    return Source(data, values, keys)
+
+
+def _read_with_extends(path: Path, display: str, stack: tuple[str, ...]) -> Source:
+    real = os.path.realpath(path)
+    if real in stack:
+        chain = " -> ".join(os.path.basename(p) for p in stack + (real,))
+        raise SpecError.at(display, f"circular extends: {chain}")
+    src = read_yaml(str(path), display)
+    if not isinstance(src.data, dict):
+        raise SpecError.at(display, f"a spec must be a mapping of keys, not {type(src.data).__name__}", 1, 1)
+    parent = src.data.pop("extends", None)
+    if parent is None:
+        return src
+    if not isinstance(parent, str):
+        file, line, col = src.values[("extends",)]
+        raise SpecError.at(file, "must be a file name or zoo name", line, col, "extends")
+    try:
+        base_path = find_spec_file(parent, path.parent)
+    except SpecError as exc:
+        file, line, col = src.values[("extends",)]
+        raise SpecError.at(file, f"'{parent}': {exc.issues[0].message}", line, col, "extends") from None
+    base = _read_with_extends(base_path, _display(base_path), stack + (real,))
+    src.values = {p: v for p, v in src.values.items() if p[:1] != ("extends",)}
+    src.keys = {p: v for p, v in src.keys.items() if p[:1] != ("extends",)}
+    return _merge(base, src)
+
+
+def _display(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def read_source(spec: Any) -> Source:
+    """The raw, merged (``extends``) document of a spec path, zoo name or dict."""
+    if isinstance(spec, dict):
+        return Source(spec, {(): ("<dict>", 0, 0)})
+    path = find_spec_file(spec)
+    return _read_with_extends(path, _display(path) if path.parent != zoo_dir() else f"zoo/{path.name}", ())
+
+
+def iter_blocks(obj: Any, path: tuple = ()) -> Iterator[tuple[tuple, BlockSpec]]:
+    """Every BlockSpec inside a validated model, with its path."""
+    if isinstance(obj, BlockSpec):
+        yield path, obj
+    elif isinstance(obj, BaseModel):
+        for name in type(obj).model_fields:
+            yield from iter_blocks(getattr(obj, name), path + (name,))
+    elif isinstance(obj, (list, tuple)):
+        for i, item in enumerate(obj):
+            yield from iter_blocks(item, path + (i,))
+
+
+def _resolve_blocks(spec: Spec, src: Source) -> list[Issue]:
+    issues: list[Issue] = []
+    model = spec.model
+    for path, block in iter_blocks(spec):
+        try:
+            entry = registry.get(block.kind, block.type)
+        except registry.RegistryError as exc:
+            issues.append(_issue(src, path + ("type",), str(exc)))
+            continue
+        try:
+            block._params = entry.params.model_validate(block.raw_params)
+        except ValidationError as exc:
+            issues.extend(issue_from_pydantic(err, src, path, entry.params) for err in exc.errors())
+            continue
+        side = next((s for s in ("encoder", "decoder") if s in path), model.sides[0])
+        try:
+            dims = registry.Dims(
+                d_model=model.d_model, n_heads=model.n_heads, head_dim=model.head_dim_value(),
+                max_len=model.max_len, n_layers=model.n_layers_of(side), vocab_size=model.vocab_size,
+                dropout=model.dropout, causal=(side == "decoder" and "cross_attention" not in path),
+            )
+            problem = block.params.check(dims)
+        except ValueError as exc:
+            problem = str(exc)
+        if problem:
+            issues.append(_issue(src, path, problem))
+    return issues
+
+
+def _issue(src: Source, path: tuple, message: str, key: bool = False) -> Issue:
+    file, line, col = src.where(path, key=key) or ("<spec>", 0, 0)
+    return Issue(file, line, col, ".".join(map(str, path)), message)
+
+
+def validate_source(src: Source) -> Spec:
+    """Validate a raw document (with positions) into a Spec, or raise SpecError."""
+    data = src.data
+    if not isinstance(data, dict):
+        file = next(iter(src.values.values()), ("<spec>",))[0]
+        raise SpecError.at(file, f"a spec must be a mapping of keys, not {type(data).__name__}")
+    plugins = data.get("plugins") or []
+    if isinstance(plugins, list) and all(isinstance(p, str) for p in plugins):
+        for i, module in enumerate(plugins):
+            try:
+                registry.import_plugins([module])
+            except registry.RegistryError as exc:
+                raise SpecError([_issue(src, ("plugins", i), str(exc))]) from None
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as exc:
+        issues = [issue_from_pydantic(err, src, (), Spec) for err in exc.errors()]
+        raise SpecError(sorted(issues, key=lambda i: (i.file, i.line, i.col))) from None
+    issues = _resolve_blocks(spec, src)
+    if issues:
+        raise SpecError(issues)
+    return spec
+
+
+def load_spec(spec: Any, overrides: Sequence[str] = ()) -> Spec:
+    """Load and validate a spec: a file path, a zoo name, a dict or a Spec.
+
+    ``overrides`` are dotted ``key.path=value`` strings applied to the raw YAML
+    before validation. Every problem raises SpecError (``file:line:col: path: message``).
+    """
+    if isinstance(spec, Spec):
+        if not overrides:
+            return spec
+        spec = spec.model_dump(mode="json")
+    src = read_source(spec)
+    for text in overrides:
+        src = apply_override(src, text)
+    return validate_source(src)

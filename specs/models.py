@@ -1,0 +1,189 @@
+"""Pydantic models of a spec: ``name``, ``model:`` (with ``encoder:``/``decoder:``), ``train:``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
+
+from .blocks import AttentionBlock, BlockSpec, FfnBlock, MaskBlock, NormBlock, PositionalBlock, ResidualBlock
+from .train import TASK_FOR_KIND, TrainSpec
+
+ModelKind = Literal["encoder", "decoder", "encoder_decoder"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def rule(path: str, message: str) -> ValueError:
+    """A cross-field error that points at ``path`` (relative to the model raising it)."""
+    return ValueError(f"@{path}@ {message}")
+
+
+class LayerGroup(_Strict):
+    """``repeat`` consecutive layers, with blocks that differ from the stack's defaults."""
+
+    repeat: PositiveInt = 1
+    attention: AttentionBlock | None = None
+    cross_attention: AttentionBlock | None = None
+    ffn: FfnBlock | None = None
+    norm: NormBlock | None = None
+    residual: ResidualBlock | None = None
+
+
+class SideSpec(_Strict):
+    """Settings of one side of an encoder-decoder; unset fields come from ``model:``."""
+
+    n_layers: PositiveInt | None = None
+    positional: PositionalBlock | None = None
+    attention: AttentionBlock | None = None
+    cross_attention: AttentionBlock | None = None
+    ffn: FfnBlock | None = None
+    norm: NormBlock | None = None
+    residual: ResidualBlock | None = None
+    mask: list[MaskBlock] | None = None
+    layers: list[LayerGroup] | None = None
+
+
+class ModelSpec(_Strict):
+    """The architecture. Blocks are ``{type: NAME, ...params}`` or ``NAME``."""
+
+    kind: ModelKind
+    vocab_size: PositiveInt
+    max_len: PositiveInt = 512
+    d_model: PositiveInt
+    n_heads: PositiveInt
+    head_dim: PositiveInt | None = Field(None, description="default d_model // n_heads")
+    n_layers: PositiveInt | None = Field(None, description="layers per stack (each side of an encoder-decoder)")
+    dropout: float = Field(0.0, ge=0, lt=1)
+    positional: PositionalBlock = Field(default_factory=lambda: {"type": "learned"})
+    residual: ResidualBlock = Field(default_factory=lambda: {"type": "pre"})
+    norm: NormBlock = Field(default_factory=lambda: {"type": "layernorm"})
+    attention: AttentionBlock = Field(default_factory=lambda: {"type": "mha"})
+    cross_attention: AttentionBlock | None = Field(None, description="default: mha with the attention's bias")
+    ffn: FfnBlock = Field(default_factory=lambda: {"type": "mlp"})
+    mask: list[MaskBlock] | None = Field(None, description="default: [causal] for decoders, [padding] for encoders")
+    tie_embeddings: bool = True
+    share_embeddings: bool = Field(False, description="encoder-decoder: one embedding for both sides")
+    scale_embeddings: bool = Field(False, description="multiply token embeddings by sqrt(d_model)")
+    final_norm: bool | None = Field(None, description="norm after the stack; default: what the residual asks for")
+    init: Literal["normal", "xavier"] = "normal"
+    init_std: float = Field(0.02, gt=0)
+    pad_id: NonNegativeInt | None = None
+    bos_id: NonNegativeInt | None = None
+    eos_id: NonNegativeInt | None = None
+    mask_id: NonNegativeInt | None = Field(None, description="MLM mask token; default pad_id")
+    layers: list[LayerGroup] | None = None
+    encoder: SideSpec | None = None
+    decoder: SideSpec | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "ModelSpec":
+        if self.head_dim is None and self.d_model % self.n_heads:
+            raise rule("n_heads", f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads}), or set head_dim")
+        for name in ("pad_id", "bos_id", "eos_id", "mask_id"):
+            value = getattr(self, name)
+            if value is not None and value >= self.vocab_size:
+                raise rule(name, f"{name} ({value}) must be below vocab_size ({self.vocab_size})")
+        if self.kind != "encoder_decoder":
+            for side in ("encoder", "decoder"):
+                if getattr(self, side) is not None:
+                    raise rule(side, f"'{side}:' is only for kind encoder_decoder (kind is {self.kind})")
+            if self.share_embeddings:
+                raise rule("share_embeddings", f"share_embeddings is only for kind encoder_decoder (kind is {self.kind})")
+        for side in self.sides:
+            self.n_layers_of(side)  # raises when missing or inconsistent
+        return self
+
+    @property
+    def sides(self) -> list[str]:
+        return ["encoder", "decoder"] if self.kind == "encoder_decoder" else [self.kind]
+
+    def side(self, side: str) -> SideSpec:
+        return (getattr(self, side, None) if self.kind == "encoder_decoder" else None) or SideSpec()
+
+    def n_layers_of(self, side: str) -> int:
+        own = self.side(side)
+        groups = own.layers if own.layers is not None else self.layers
+        n_layers = own.n_layers or self.n_layers
+        if groups:
+            total = sum(group.repeat for group in groups)
+            if n_layers is not None and total != n_layers:
+                where = f"{side}.layers" if own.layers is not None else "layers"
+                raise rule(where, f"repeats add up to {total} but n_layers is {n_layers}")
+            return total
+        if n_layers is None:
+            prefix = f"model.{side}.n_layers or " if self.kind == "encoder_decoder" else ""
+            where = f"{side}.n_layers" if self.kind == "encoder_decoder" else "n_layers"
+            raise rule(where, f"the {side} has no layers: set {prefix}model.n_layers")
+        return n_layers
+
+    def head_dim_value(self) -> int:
+        return self.head_dim or self.d_model // self.n_heads
+
+    def plan(self, side: str) -> "StackPlan":
+        """The blocks of every layer of one stack, defaults and overrides resolved."""
+        own = self.side(side)
+        base = {
+            "attention": own.attention or self.attention,
+            "cross_attention": own.cross_attention or self.cross_attention,
+            "ffn": own.ffn or self.ffn,
+            "norm": own.norm or self.norm,
+            "residual": own.residual or self.residual,
+        }
+        groups = (own.layers if own.layers is not None else self.layers) or [LayerGroup(repeat=self.n_layers_of(side))]
+        layers = []
+        for group in groups:
+            blocks = {key: getattr(group, key) or value for key, value in base.items()}
+            layers.extend([LayerPlan(**blocks)] * group.repeat)
+        masks = own.mask if own.mask is not None else self.mask
+        return StackPlan(
+            side=side,
+            positional=own.positional or self.positional,
+            masks=masks,
+            layers=layers,
+            final_norm=self.final_norm,
+            norm=base["norm"],
+            residual=base["residual"],
+        )
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    attention: BlockSpec
+    cross_attention: BlockSpec | None
+    ffn: BlockSpec
+    norm: BlockSpec
+    residual: BlockSpec
+
+
+@dataclass(frozen=True)
+class StackPlan:
+    side: str
+    positional: BlockSpec
+    masks: list[BlockSpec] | None
+    layers: list[LayerPlan]
+    final_norm: bool | None
+    norm: BlockSpec
+    residual: BlockSpec
+
+
+class Spec(_Strict):
+    """A whole spec file: a name, the model, how to train it."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    description: str = ""
+    plugins: list[str] = Field(default_factory=list)
+    model: ModelSpec
+    train: TrainSpec = Field(default_factory=TrainSpec)
+
+    @model_validator(mode="after")
+    def _task_fits(self) -> "Spec":
+        expected = TASK_FOR_KIND[self.model.kind]
+        if self.train.task is None:
+            self.train.task = expected
+        elif self.train.task != expected:
+            raise rule("train.task", f"task {self.train.task} does not fit model.kind {self.model.kind} (use {expected})")
+        return self

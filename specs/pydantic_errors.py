@@ -1,0 +1,129 @@
+"""Turning one pydantic error into one ``file:line:col: path: message`` Issue."""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from typing import Any
+
+from pydantic import BaseModel
+
+from stackform.registry import closest
+
+from .errors import Issue
+from .source import Source
+
+_MISSING = object()
+
+
+def _child(node: Any, part: Any) -> Any:
+    if isinstance(node, dict) and isinstance(part, str) and part in node:
+        return node[part]
+    if isinstance(node, list) and isinstance(part, int) and -len(node) <= part < len(node):
+        return node[part]
+    return _MISSING
+
+
+def _options(annotation: Any) -> list[Any]:
+    """The concrete types an annotation allows (Annotated, Optional, Union unwrapped)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _options(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [t for arg in typing.get_args(annotation) for t in _options(arg) if t is not type(None)]
+    return [annotation]
+
+
+def _pick(annotation: Any, raw: Any, part: Any) -> Any:
+    """The type found one step down ``annotation`` at ``part`` for the raw value."""
+    for option in _options(annotation):
+        origin = typing.get_origin(option)
+        if origin in (list, tuple) and isinstance(part, int):
+            args = typing.get_args(option)
+            return args[0] if args else None
+        if isinstance(option, type) and issubclass(option, BaseModel) and isinstance(part, str):
+            field = option.model_fields.get(part)
+            if field is None:
+                continue
+            literal = option.model_fields.get("type")
+            if literal is not None and isinstance(raw, dict) and raw.get("type") not in (None, literal.default):
+                continue
+            return field.annotation
+    return None
+
+
+def _clean(loc: tuple, raw: Any, cls: type) -> tuple[tuple, Any, Any]:
+    """Drop pydantic's union tags and validator names from ``loc``; follow raw data and types."""
+    path: list = []
+    node, annotation = raw, cls
+    for i, part in enumerate(loc):
+        child = _child(node, part)
+        last = i == len(loc) - 1
+        if child is _MISSING and not last:
+            if isinstance(part, str) and (
+                "[" in part or part[:1].isupper() or (isinstance(node, dict) and node.get("type") == part)
+            ):
+                continue  # a union member or validator name, not a key
+        annotation_next = _pick(annotation, node, part) if annotation is not None else None
+        path.append(part)
+        if not last:
+            node, annotation = child, annotation_next
+    return tuple(path), node, annotation
+
+
+def _allowed_keys(annotation: Any, raw: Any) -> list[str]:
+    for option in _options(annotation):
+        if isinstance(option, type) and issubclass(option, BaseModel):
+            literal = option.model_fields.get("type")
+            if literal is not None and isinstance(raw, dict) and raw.get("type") not in (None, literal.default):
+                continue
+            return list(option.model_fields)
+    return []
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def issue_from_pydantic(err: dict, src: Source, prefix: tuple, cls: type) -> Issue:
+    """One Issue for one entry of ``ValidationError.errors()`` at ``prefix`` of ``src``."""
+    raw = src.data
+    for part in prefix:
+        raw = _child(raw, part)
+    loc, parent_raw, parent_type = _clean(tuple(err["loc"]), raw, cls)
+    kind, message = err["type"], err["msg"]
+    key = False
+    if kind == "extra_forbidden":
+        key = True
+        name = str(loc[-1]) if loc else "?"
+        allowed = [k for k in _allowed_keys(parent_type, parent_raw) if k != "type" or prefix == ()]
+        guess = closest(name, allowed)
+        hint = f"; did you mean '{guess}'?" if guess else ""
+        message = f"unknown key '{name}'{hint} (allowed: {', '.join(allowed)})"
+    elif kind == "missing":
+        message = f"required key '{loc[-1]}' is missing" if loc else "a required key is missing"
+    elif kind in ("literal_error", "enum"):
+        expected = re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", "")))
+        guess = closest(str(err.get("input")), expected) if expected else None
+        hint = f"; did you mean '{guess}'?" if guess else ""
+        message = f"{_short(err.get('input'))} is not one of {', '.join(expected)}{hint}"
+    elif kind == "union_tag_invalid":
+        ctx = err.get("ctx", {})
+        expected = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))
+        guess = closest(str(ctx.get("tag")), expected)
+        hint = f"; did you mean '{guess}'?" if guess else ""
+        loc = loc + ("type",)
+        message = f"unknown type '{ctx.get('tag')}'{hint} (one of: {', '.join(expected)})"
+    elif kind == "value_error":
+        message = message.removeprefix("Value error, ")
+        match = re.match(r"@([^@]+)@ (.*)", message, re.S)
+        if match:
+            loc = loc + tuple(int(p) if p.isdigit() else p for p in match.group(1).split("."))
+            message = match.group(2)
+    elif not isinstance(err.get("input"), (dict, list)):
+        message = f"{message} (got {_short(err.get('input'))})"
+    full = prefix + loc
+    file, line, col = src.where(full, key=key) or ("<spec>", 0, 0)
+    return Issue(file, line, col, ".".join(map(str, full)), message.replace("\n", " "))
