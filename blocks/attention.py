@@ -11,7 +11,7 @@ import math
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, PositiveInt
+from pydantic import ConfigDict, Field, PositiveInt
 from torch import nn
 
 from stackform.registry import BlockParams, Dims, register
@@ -143,6 +143,7 @@ class GroupedQueryAttention(MultiHeadAttention):
     """Grouped-query attention (Ainslie et al. 2023): n_kv_heads key/value heads shared by groups of queries."""
 
     class Params(AttentionParams):
+        model_config = ConfigDict(json_schema_extra={"examples": [{"n_kv_heads": 2}]})
         n_kv_heads: PositiveInt
 
         def check(self, dims: Dims) -> str | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from pydantic import Field, PositiveInt
+from pydantic import ConfigDict, Field, PositiveInt
 from torch import nn
 
 from stackform.registry import BlockParams, Dims, register
@@ -71,6 +71,7 @@ class SlidingWindow(Mask):
     """A query sees keys less than ``window`` positions away (with causal: only behind)."""
 
     class Params(BlockParams):
+        model_config = ConfigDict(json_schema_extra={"examples": [{"window": 4}]})
         window: PositiveInt
 
     def __init__(self, dims: Dims, params: Params):
@@ -86,6 +87,7 @@ class PrefixLM(Mask):
     """Bidirectional over the first ``prefix_len`` tokens, causal after (T5's prefix LM, UniLM)."""
 
     class Params(BlockParams):
+        model_config = ConfigDict(json_schema_extra={"examples": [{"prefix_len": 3}]})
         prefix_len: int = Field(0, ge=0, description="fixed prefix; a per-call prefix_len overrides it")
 
     def __init__(self, dims: Dims, params: Params):

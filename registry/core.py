@@ -211,3 +211,13 @@ def params_of(entry: Entry) -> list[dict[str, Any]]:
         default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
         rows.append({"name": field_name, "type": type_name, "default": default, "doc": field.description or ""})
     return rows
+
+
+def example_params(entry: Entry) -> dict[str, Any]:
+    """The first example of a block's params (``json_schema_extra={"examples": [...]}``), else {}.
+
+    Blocks with required params must give one: tests and docs build the block from it.
+    """
+    extra = entry.params.model_config.get("json_schema_extra") or {}
+    examples = extra.get("examples") if isinstance(extra, dict) else None
+    return dict(examples[0]) if examples else {}

@@ -41,6 +41,13 @@ class BlockSpec(BaseModel):
     def entry(self) -> registry.Entry:
         return registry.get(self.kind, self.type)
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BlockSpec):
+            return NotImplemented
+        return self.kind == other.kind and self.model_dump() == other.model_dump()
+
+    __hash__ = None  # mutable, like other pydantic models
+
     @model_serializer(mode="plain")
     def _dump(self) -> dict[str, Any]:
         params = self._params.model_dump(mode="json") if self._params is not None else self.raw_params

@@ -14,7 +14,7 @@ ModelKind = Literal["encoder", "decoder", "encoder_decoder"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
 def rule(path: str, message: str) -> ValueError:

@@ -1,0 +1,118 @@
+"""Properties every registered block must have, in every model kind where it fits.
+
+The cases come from the registry (tests/variants.py): a block that registers is
+tested here without anyone adding a line.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stackform.assemble import assemble, load, save
+from variants import MAX_LEN, PAD, VOCAB, is_causal, variants
+
+CASES = variants()
+IDS = [case_id for case_id, _ in CASES]
+SPECS = [spec for _, spec in CASES]
+
+
+def _model(spec: dict):
+    model = assemble(spec, seed=0)
+    model.eval()
+    return model
+
+
+def _inputs(kind: str, batch: int = 2, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    src = torch.randint(3, VOCAB, (batch, 9), generator=g)
+    tgt = torch.randint(3, VOCAB, (batch, 7), generator=g)
+    return (src, tgt) if kind == "encoder_decoder" else (src,)
+
+
+def _run(model, inputs, **kw):
+    return model(*inputs, **kw)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=IDS)
+def test_output_shape_and_gradients(spec):
+    model = assemble(spec, seed=0)
+    model.train()
+    inputs = _inputs(spec["model"]["kind"])
+    logits = _run(model, inputs)
+    assert logits.shape == (*inputs[-1].shape, VOCAB)
+    logits.float().square().mean().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, f"no gradient reaches {name}"
+        assert torch.isfinite(p.grad).all(), f"non-finite gradient in {name}"
+        assert p.grad.abs().sum() > 0, f"zero gradient in {name}"
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=IDS)
+def test_save_load_round_trip(spec, tmp_path):
+    model = _model(spec)
+    inputs = _inputs(spec["model"]["kind"])
+    save(model, tmp_path / "m.safetensors")
+    again = load(tmp_path / "m.safetensors").eval()
+    assert again.spec == model.spec
+    assert torch.equal(_run(model, inputs), _run(again, inputs))
+    for (name, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+CAUSAL = [(i, s) for i, s in CASES if is_causal(s)]
+
+
+@pytest.mark.parametrize("spec", [s for _, s in CAUSAL], ids=[i for i, _ in CAUSAL])
+def test_future_tokens_never_change_the_past(spec):
+    model = _model(spec)
+    inputs = list(_inputs(spec["model"]["kind"]))
+    base = _run(model, inputs)
+    t_len = inputs[-1].shape[1]
+    for t in range(t_len - 1):
+        changed = [x.clone() for x in inputs]
+        changed[-1][:, t + 1:] = torch.randint(3, VOCAB, changed[-1][:, t + 1:].shape)
+        out = _run(model, changed)
+        torch.testing.assert_close(out[:, : t + 1], base[:, : t + 1], rtol=0, atol=1e-5)
+
+
+PADDED = [(i, s) for i, s in CASES if s["model"]["kind"] in ("encoder", "encoder_decoder")]
+
+
+@pytest.mark.parametrize("spec", [s for _, s in PADDED], ids=[i for i, _ in PADDED])
+def test_padding_never_changes_real_positions(spec):
+    """Pad keys are invisible: what stands in padded positions never changes real outputs."""
+    model = _model(spec)
+    kind = spec["model"]["kind"]
+    inputs = list(_inputs(kind))
+    src = inputs[0]
+    mask = torch.ones_like(src, dtype=torch.bool)
+    mask[0, 6:] = False  # the first row has 6 real tokens
+    mask[1, 8:] = False
+    a, b = src.clone(), src.clone()
+    a[~mask] = PAD
+    b[~mask] = torch.randint(3, VOCAB, (int((~mask).sum()),))
+    if kind == "encoder":
+        out_a, out_b = model(a, mask), model(b, mask)
+        torch.testing.assert_close(out_a[mask], out_b[mask], rtol=0, atol=1e-5)
+    else:
+        tgt = inputs[1]
+        torch.testing.assert_close(model(a, tgt, src_mask=mask), model(b, tgt, src_mask=mask), rtol=0, atol=1e-5)
+
+
+def test_pad_id_hides_pad_tokens_without_a_mask():
+    """Encoders with the padding mask derive it from pad_id when no attention_mask is given."""
+    spec = dict(SPECS[0])
+    model = _model({"name": "p", "model": {**spec["model"], "kind": "encoder", "mask": ["padding"]}})
+    ids = torch.randint(3, VOCAB, (1, 8))
+    padded = torch.cat([ids, torch.full((1, 3), PAD)], dim=1)
+    torch.testing.assert_close(model(padded)[:, :8], model(ids), rtol=0, atol=1e-5)
+
+
+def test_cases_cover_every_registered_block():
+    from stackform import registry
+
+    covered = {case_id.split("-")[1] for case_id in IDS}
+    assert {e.name for e in registry.list_blocks() if e.kind in {"attention", "positional", "norm", "residual",
+                                                              "ffn", "mask"}} <= covered
+    assert MAX_LEN >= 9
