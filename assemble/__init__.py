@@ -1,7 +1,7 @@
 """stackform.assemble: spec -> model, checkpoints, training, generation, the CLI.
 
-Public API: ``assemble``, ``load_spec``, ``save``, ``load`` (and ``train`` once
-training is installed).
+Public API: ``assemble``, ``load_spec``, ``save``, ``load``, ``generate``,
+``generate_seq2seq`` (and ``train`` once training is installed).
 """
 
 from stackform.registry import StackformError
@@ -10,11 +10,12 @@ from stackform.specs import Spec, SpecError, load_spec
 from .build import assemble, build_model
 from .checkpoint import load, save
 from .errors import CheckpointError, ModelInputError
+from .generation import GenerationError, generate, generate_seq2seq
 from .models import Cache, DecoderModel, EncoderDecoderModel, EncoderModel, ModelOutput, StackformModel
 from .version import __version__
 
 __all__ = [
-    "Cache", "CheckpointError", "DecoderModel", "EncoderDecoderModel", "EncoderModel", "ModelInputError",
-    "ModelOutput", "Spec", "SpecError", "StackformError", "StackformModel", "__version__", "assemble",
-    "build_model", "load", "load_spec", "save",
+    "Cache", "CheckpointError", "DecoderModel", "EncoderDecoderModel", "EncoderModel", "GenerationError",
+    "ModelInputError", "ModelOutput", "Spec", "SpecError", "StackformError", "StackformModel", "__version__", "assemble",
+    "build_model", "generate", "generate_seq2seq", "load", "load_spec", "save",
 ]
