@@ -47,14 +47,15 @@ def find_spec_file(name: str | os.PathLike, base_dir: Path | None = None) -> Pat
 
 
 def _merge(base: Source, child: Source) -> Source:
-    """Child keys win; mappings merge recursively; lists and scalars replace."""
+    """Child keys win; mappings merge recursively; lists, scalars and blocks of another type replace."""
 
     def merge(a: Any, b: Any, path: tuple, values: dict, keys: dict) -> Any:
-        if isinstance(a, dict) and isinstance(b, dict):
+        if isinstance(a, dict) and isinstance(b, dict) and a.get("type", b.get("type")) == b.get("type"):
             out = dict(a)
             for key, value in b.items():
                 out[key] = merge(a.get(key), value, path + (key,), values, keys) if key in a else value
-                if key not in a or not (isinstance(a[key], dict) and isinstance(value, dict)):
+                replaced = not (isinstance(a[key], dict) and isinstance(value, dict)) if key in a else True
+                if replaced or a[key].get("type", value.get("type")) != value.get("type"):
                     for p in [p for p in values if p[: len(path) + 1] == path + (key,)]:
                         del values[p]
                     for p in [p for p in keys if p[: len(path) + 1] == path + (key,)]:
