@@ -19,11 +19,26 @@ class Cache:
 
     layers: list[tuple[LayerCache, LayerCache]]
     offset: int = 0
+    padding: torch.Tensor | None = None  # [b, offset] True = real token; kept only when keys are masked
 
     def reorder(self, index: torch.Tensor) -> None:
         for self_cache, cross_cache in self.layers:
             self_cache.reorder(index)
             cross_cache.reorder(index)
+        if self.padding is not None:
+            self.padding = self.padding.index_select(0, index)
+
+    def key_padding(self, padding: torch.Tensor | None, t: int, full: bool) -> torch.Tensor | None:
+        """The key padding of the cached and the ``t`` new positions, [b, offset + t], remembered for
+        later steps. ``full``: ``padding`` already covers them (an explicit mask); else it covers the new ones."""
+        if full or (padding is None and self.padding is None):
+            self.padding = padding
+            return padding
+        if padding is None:
+            padding = self.padding.new_ones(self.padding.shape[0], t)  # [b, t]
+        past = self.padding if self.padding is not None else padding.new_ones(padding.shape[0], self.offset)
+        self.padding = torch.cat((past, padding), dim=1)  # [b, offset + t]
+        return self.padding
 
 
 @dataclass
@@ -108,6 +123,8 @@ class DecoderModel(StackformModel):
         self._check_ids(input_ids, "input_ids", offset)
         t = input_ids.shape[1]
         padding = self._key_padding(input_ids, attention_mask, "attention_mask", self.stack, offset + t)
+        if cache is not None:
+            padding = cache.key_padding(padding, t, full=attention_mask is not None)
         ctx = self.stack.context(t, offset, input_ids.device, padding, prefix_len)
         x = self.embed(input_ids, self.stack.positional, ctx.info.q_pos)
         weights = [] if return_attention else None
@@ -177,6 +194,8 @@ class EncoderDecoderModel(StackformModel):
         self._check_ids(tgt_ids, "tgt_ids", offset)
         t = tgt_ids.shape[1]
         padding = self._key_padding(tgt_ids, tgt_mask, "tgt_mask", self.decoder, offset + t)
+        if cache is not None:
+            padding = cache.key_padding(padding, t, full=tgt_mask is not None)
         ctx = self.decoder.context(t, offset, tgt_ids.device, padding)
         s = memory.shape[1]
         positions = torch.arange(s, device=memory.device)
