@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("list_cmd", "list registered blocks and their parameters"),
     "inspect": ("inspect_cmd", "per-block parameter and FLOP table of a spec or checkpoint"),
     "schema": ("schema", "print the JSON Schema of specs"),
+    "generate": ("generate", "generate text from a checkpoint (sampling, greedy, beam search)"),
 }
 
 

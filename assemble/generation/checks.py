@@ -15,6 +15,13 @@ class GenerationError(ModelInputError):
     """Bad arguments to generate / generate_seq2seq."""
 
 
+def not_generative(where: str, model: object) -> GenerationError:
+    """The error for a model without a decoder (an encoder) or something that is no model."""
+    kind = getattr(getattr(getattr(model, "spec", None), "model", None), "kind", None)
+    what = "an encoder-only model" if kind == "encoder" else f"a {kind or type(model).__name__} object"
+    return GenerationError(f"{where}: {what} cannot generate (generation needs a decoder)")
+
+
 def check_ids(where: str, name: str, ids: object, vocab_size: int, max_len: int) -> torch.Tensor:
     """A [b, t] integer tensor with 1 <= t <= max_len and ids inside the vocabulary (one host sync)."""
     if not isinstance(ids, torch.Tensor) or ids.dim() != 2:

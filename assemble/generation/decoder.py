@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..models import DecoderModel, EncoderDecoderModel
-from .checks import GenerationError, check_count, check_ids, check_token, generation_mode
+from .checks import GenerationError, check_count, check_ids, check_token, generation_mode, not_generative
 from .sampling import check_sampling, next_token
 
 
@@ -14,8 +14,7 @@ def _model_check(model: object, where: str) -> DecoderModel:
         return model
     if isinstance(model, EncoderDecoderModel):
         raise GenerationError(f"{where}: this is an encoder-decoder model; use generate_seq2seq(model, src_ids, ...)")
-    kind = getattr(getattr(getattr(model, "spec", None), "model", None), "kind", type(model).__name__)
-    raise GenerationError(f"{where}: a {kind} model cannot generate (generation needs a decoder)")
+    raise not_generative(where, model)
 
 
 def last_logits(model: DecoderModel, ids: torch.Tensor, cache=None) -> torch.Tensor:

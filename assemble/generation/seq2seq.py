@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import torch
 
-from ..models import EncoderDecoderModel
+from ..models import DecoderModel, EncoderDecoderModel
 from .beam import beam_search
-from .checks import GenerationError, check_count, check_ids, check_token, generation_mode
+from .checks import GenerationError, check_count, check_ids, check_token, generation_mode, not_generative
 from .sampling import check_sampling, next_token
 
 
 def _model_check(model: object, where: str) -> EncoderDecoderModel:
     if isinstance(model, EncoderDecoderModel):
         return model
-    kind = getattr(getattr(getattr(model, "spec", None), "model", None), "kind", type(model).__name__)
-    if kind == "decoder":
+    if isinstance(model, DecoderModel):
         raise GenerationError(f"{where}: this is a decoder-only model; use generate(model, prompt_ids, ...)")
-    raise GenerationError(f"{where}: a {kind} model cannot generate (generation needs a decoder)")
+    raise not_generative(where, model)
 
 
 def decoder_logits(model: EncoderDecoderModel, tgt: torch.Tensor, memory: torch.Tensor,

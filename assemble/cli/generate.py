@@ -1,0 +1,79 @@
+"""``stackform generate RUN_OR_CKPT [--prompt TEXT | --src TEXT] ...``: print generated text."""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from stackform.assemble.checkpoint import load
+from stackform.assemble.generation import GenerationError, generate, generate_seq2seq
+from stackform.assemble.generation.checks import not_generative
+from stackform.assemble.models import DecoderModel, EncoderDecoderModel
+from stackform.assemble.tokenizer import ByteTokenizer
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", metavar="RUN_OR_CKPT", help="a run folder with model.safetensors, or a .safetensors file")
+    p.add_argument("--prompt", help="text to continue (decoder models); default: start a new document")
+    p.add_argument("--src", help="source text to transform (encoder-decoder models)")
+    p.add_argument("--max-new", type=int, default=200, metavar="N", help="new tokens at most (default 200)")
+    p.add_argument("--temperature", type=float, metavar="T",
+                   help="0 = greedy (default 1.0 for decoders, 0 for encoder-decoders)")
+    p.add_argument("--top-k", type=int, metavar="K", help="sample from the K most likely tokens")
+    p.add_argument("--top-p", type=float, metavar="P", help="sample from the smallest set with probability >= P")
+    p.add_argument("--beam", type=int, default=1, metavar="B", help="beam search width (encoder-decoders)")
+    p.add_argument("--alpha", type=float, default=0.6, metavar="A", help="beam search length penalty (default 0.6)")
+    p.add_argument("--seed", type=int, metavar="S", help="seed of the sampling generator")
+    p.add_argument("--device", default="auto", metavar="D", help="cpu, cuda, cuda:1, ... (default: cuda if present)")
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; anything else must be a usable torch device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise GenerationError(f"--device: '{name}' is not a torch device (cpu, cuda, cuda:1, mps, ...)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise GenerationError(f"--device: '{name}' asked for, but CUDA is not available here")
+    return device
+
+
+def _check_flags(args: argparse.Namespace, model: object) -> None:
+    if isinstance(model, EncoderDecoderModel):
+        if args.prompt is not None:
+            raise GenerationError("--prompt: this is an encoder-decoder model; give the source text with --src")
+        if args.src is None:
+            raise GenerationError("--src: an encoder-decoder model needs the source text (--src TEXT)")
+    elif isinstance(model, DecoderModel):
+        if args.src is not None:
+            raise GenerationError("--src: this is a decoder-only model; give the text to continue with --prompt")
+        if args.beam != 1:
+            raise GenerationError(f"--beam: beam search ({args.beam}) is for encoder-decoder models; "
+                                  "decoders sample or decode greedily")
+    else:
+        raise not_generative(args.checkpoint, model)
+
+
+def run(args: argparse.Namespace) -> int:
+    device = pick_device(args.device)
+    model = load(args.checkpoint, device=device)
+    _check_flags(args, model)
+    tok = ByteTokenizer.for_model(model.spec.model)
+    generator = torch.Generator(device).manual_seed(args.seed) if args.seed is not None else None
+    sampling = dict(top_k=args.top_k, top_p=args.top_p, generator=generator)
+    if isinstance(model, EncoderDecoderModel):
+        src = torch.tensor([tok.encode(args.src)], device=device)  # [1, s]
+        out = generate_seq2seq(model, src, args.max_new, beam=args.beam, length_penalty=args.alpha,
+                               temperature=0.0 if args.temperature is None else args.temperature, **sampling)
+        print(tok.decode(out[0].tolist()))
+        return 0
+    prompt = args.prompt or ""
+    # training streams end each document with eos, so eos is also what precedes a new one
+    ids = torch.tensor([[tok.eos_id] + tok.encode(prompt)], device=device)  # [1, 1 + t]
+    out = generate(model, ids, args.max_new, temperature=1.0 if args.temperature is None else args.temperature,
+                   **sampling)
+    print(prompt + tok.decode(out[0, ids.shape[1]:].tolist()))
+    return 0
