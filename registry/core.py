@@ -7,6 +7,8 @@ import fnmatch
 import importlib
 import os
 import sys
+import types
+import typing
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
@@ -18,7 +20,7 @@ from .errors import RegistryError
 
 T = TypeVar("T")
 
-KINDS: list[str] = ["attention", "positional", "norm", "residual", "ffn", "mask"]
+KINDS: list[str] = ["attention", "positional", "norm", "residual", "ffn", "mask", "head", "token_type"]
 ENTRY_POINT_GROUP = "stackform.blocks"
 # Imported (by name, never at import time of this module) before the first lookup.
 BUILTIN_MODULES: tuple[str, ...] = ("stackform.blocks",)
@@ -202,14 +204,33 @@ def list_blocks(kind: str | None = None, pattern: str = "*") -> list[Entry]:
     ]
 
 
+def type_name(annotation: typing.Any) -> str:
+    """A short readable name of a type annotation, for docs and listings."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        base = args[0]
+        if isinstance(base, type) and base.__name__.endswith("Block"):
+            return f"{base.kind} block"
+        return type_name(base)
+    if origin in (typing.Union, types.UnionType):
+        names = [type_name(a) for a in args if a is not type(None)]
+        return " or ".join(names) + (", optional" if type(None) in args else "")
+    if origin is typing.Literal:
+        return "one of " + ", ".join(f"`{a}`" for a in args)
+    if origin in (list, tuple):
+        return f"{origin.__name__} of " + ", ".join(type_name(a) for a in args if a is not Ellipsis)
+    if isinstance(annotation, type) and getattr(annotation, "kind", ""):
+        return f"{annotation.kind} block"
+    return getattr(annotation, "__name__", str(annotation))
+
+
 def params_of(entry: Entry) -> list[dict[str, Any]]:
     """The parameters of a block as rows: name, type, default, description."""
     rows = []
     for field_name, field in entry.params.model_fields.items():
-        annotation = field.annotation
-        type_name = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
         default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
-        rows.append({"name": field_name, "type": type_name, "default": default, "doc": field.description or ""})
+        rows.append({"name": field_name, "type": type_name(field.annotation), "default": default,
+                     "doc": field.description or ""})
     return rows
 
 

@@ -31,7 +31,8 @@ def markdown() -> str:
             rows = registry.params_of(entry)
             if rows:
                 lines += ["| param | type | default | description |", "| --- | --- | --- | --- |"]
-                lines += [f"| `{r['name']}` | `{r['type']}` | `{r['default']}` | {r['doc']} |" for r in rows]
+                lines += [f"| `{r['name']}` | {r['type'].replace('|', '/')} | `{r['default']}` | {r['doc']} |"
+                          for r in rows]
             else:
                 lines.append("No parameters.")
             lines.append("")

@@ -1,4 +1,4 @@
-"""``stackform schema [--out FILE]``: the JSON Schema of specs."""
+"""``stackform schema [--markdown] [--out FILE]``: the JSON Schema (or field reference) of specs."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ from stackform.specs import schema_text
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="write to this file instead of standard output")
+    p.add_argument("--markdown", action="store_true", help="the field reference as Markdown (docs/specs.md)")
 
 
 def run(args: argparse.Namespace) -> int:
-    text = schema_text()
+    from stackform.specs.reference import markdown
+
+    text = markdown() if args.markdown else schema_text()
     if args.out:
         with open(args.out, "w", encoding="utf-8") as handle:
             handle.write(text)

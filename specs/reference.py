@@ -1,0 +1,47 @@
+"""The field reference of specs as Markdown (docs/specs.md is built from it)."""
+
+from __future__ import annotations
+
+
+from pydantic import BaseModel
+
+from stackform.registry.core import type_name
+
+from .models import LayerGroup, ModelSpec, SideSpec, Spec
+from .train import BuiltinData, OptimizerSpec, PairsData, ScheduleSpec, TextData, TrainSpec
+
+SECTIONS: list[tuple[str, type[BaseModel]]] = [
+    ("top level", Spec),
+    ("model", ModelSpec),
+    ("model.encoder / model.decoder", SideSpec),
+    ("model.layers[] (and side layers)", LayerGroup),
+    ("train", TrainSpec),
+    ("train.data: builtin", BuiltinData),
+    ("train.data: text", TextData),
+    ("train.data: pairs", PairsData),
+    ("train.optimizer", OptimizerSpec),
+    ("train.schedule", ScheduleSpec),
+]
+
+
+def _default(field) -> str:
+    if field.is_required():
+        return "required"
+    value = field.get_default(call_default_factory=True)
+    if isinstance(value, BaseModel):
+        return "(see below)"
+    if isinstance(value, dict) and "type" in value:
+        return f"`{value['type']}`"
+    return f"`{value!r}`"
+
+
+def markdown() -> str:
+    lines = []
+    for title, model in SECTIONS:
+        lines += [f"### `{title}`", "", (model.__doc__ or "").strip().splitlines()[0], "",
+                  "| field | type | default | description |", "| --- | --- | --- | --- |"]
+        for name, field in model.model_fields.items():
+            row = [f"`{name}`", type_name(field.annotation), _default(field), field.description or ""]
+            lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
+        lines.append("")
+    return "\n".join(lines)
