@@ -1,7 +1,7 @@
 """stackform.assemble: spec -> model, checkpoints, training, generation, the CLI.
 
 Public API: ``assemble``, ``load_spec``, ``save``, ``load``, ``generate``,
-``generate_seq2seq`` (and ``train`` once training is installed).
+``generate_seq2seq``, ``train``.
 """
 
 from stackform.registry import StackformError
@@ -12,10 +12,13 @@ from .checkpoint import load, save
 from .errors import CheckpointError, ModelInputError
 from .generation import GenerationError, generate, generate_seq2seq
 from .models import Cache, DecoderModel, EncoderDecoderModel, EncoderModel, ModelOutput, StackformModel
+from . import train  # a callable package: train(spec, ...) runs training
+from .train import TrainResult, TrainingError
 from .version import __version__
 
 __all__ = [
     "Cache", "CheckpointError", "DecoderModel", "EncoderDecoderModel", "EncoderModel", "GenerationError",
     "ModelInputError", "ModelOutput", "Spec", "SpecError", "StackformError", "StackformModel", "__version__", "assemble",
     "build_model", "generate", "generate_seq2seq", "load", "load_spec", "save",
+    "TrainResult", "TrainingError", "train",
 ]

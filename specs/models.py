@@ -186,4 +186,7 @@ class Spec(_Strict):
             self.train.task = expected
         elif self.train.task != expected:
             raise rule("train.task", f"task {self.train.task} does not fit model.kind {self.model.kind} (use {expected})")
+        problem = self.train.problem_with(self.model)
+        if problem:
+            raise rule(*problem)
         return self

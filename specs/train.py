@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 TASK_FOR_KIND = {"decoder": "causal_lm", "encoder": "mlm", "encoder_decoder": "seq2seq"}
+PAIR_DATA = ("numbers", "copy", "reverse")  # builtin corpora made of (source, target) pairs
 
 
 class _Strict(BaseModel):
@@ -19,8 +20,17 @@ class BuiltinData(_Strict):
     type: Literal["builtin"] = "builtin"
     name: Literal["pydoc", "numbers", "copy", "reverse"] = "pydoc"
     val_fraction: float = Field(0.05, gt=0, lt=1)
-    n_examples: PositiveInt = Field(50_000, description="generated tasks: examples to draw")
-    max_number: PositiveInt = Field(999_999, description="numbers: largest integer")
+    n_examples: PositiveInt = Field(50_000, description="generated tasks: training examples to draw")
+    n_val: PositiveInt = Field(1000, description="generated tasks: held-out examples to evaluate on")
+    max_number: PositiveInt = Field(999_999, le=999_999_999_999, description="numbers: largest integer")
+    min_length: PositiveInt = Field(1, description="copy/reverse: shortest string")
+    max_length: PositiveInt = Field(24, description="copy/reverse: longest string")
+
+    @model_validator(mode="after")
+    def _lengths(self) -> "BuiltinData":
+        if self.min_length > self.max_length:
+            raise ValueError(f"@min_length@ min_length ({self.min_length}) is above max_length ({self.max_length})")
+        return self
 
 
 class TextData(_Strict):
@@ -56,8 +66,14 @@ class ScheduleSpec(_Strict):
     """Learning-rate schedule: cosine, linear, constant (all with warmup) or the paper's noam."""
 
     type: Literal["cosine", "linear", "constant", "noam"] = "cosine"
-    warmup: int = Field(100, ge=0)
-    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    warmup: int = Field(100, ge=0, description="steps of linear warmup")
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="cosine/linear: final lr as a fraction of lr")
+
+    @model_validator(mode="after")
+    def _noam_warmup(self) -> "ScheduleSpec":
+        if self.type == "noam" and self.warmup < 1:
+            raise ValueError("@warmup@ noam needs warmup >= 1 (its peak is at step = warmup)")
+        return self
 
 
 class TrainSpec(_Strict):
@@ -66,10 +82,12 @@ class TrainSpec(_Strict):
     task: Literal["causal_lm", "mlm", "seq2seq"] | None = None
     data: DataSpec = Field(default_factory=BuiltinData)
     tokenizer: Literal["bytes"] = "bytes"
-    batch_size: PositiveInt = 32
-    seq_len: PositiveInt | None = None
+    batch_size: PositiveInt = Field(32, description="sequences per micro-batch (a step sees batch_size * grad_accum)")
+    seq_len: PositiveInt | None = Field(None, description="tokens per training window; default model.max_len")
     steps: PositiveInt = 1000
-    max_minutes: float | None = Field(None, gt=0, description="stop early after this wall time")
+    max_minutes: float | None = Field(
+        None, gt=0, description="wall-time budget: cosine/linear decay by max(step/steps, time/budget), stop at either"
+    )
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     grad_clip: float | None = Field(1.0, gt=0)
@@ -82,9 +100,10 @@ class TrainSpec(_Strict):
     device: str = "auto"
     seed: int = 0
     eval_every: PositiveInt = 200
-    eval_steps: PositiveInt = 20
-    save_every: PositiveInt | None = None
-    samples: int = Field(3, ge=0)
+    eval_steps: PositiveInt = Field(20, description="validation batches per evaluation (fewer if the split is smaller)")
+    save_every: PositiveInt | None = Field(None, description="steps between checkpoints; default: only at the end")
+    log_every: PositiveInt = Field(50, description="steps between train lines in metrics.jsonl and the log")
+    samples: int = Field(3, ge=0, description="samples printed and saved at the end")
     sample_tokens: PositiveInt = 200
     out_dir: str | None = None
     parallel: Literal["auto", "none", "ddp", "fsdp"] = "auto"
@@ -95,3 +114,16 @@ class TrainSpec(_Strict):
         if self.schedule.type != "noam" and self.schedule.warmup > self.steps:
             raise ValueError(f"@schedule.warmup@ warmup ({self.schedule.warmup}) is longer than steps ({self.steps})")
         return self
+
+    def problem_with(self, model: Any) -> tuple[str, str] | None:
+        """(dotted path, message) when this section does not fit the model spec, else None."""
+        data = self.data
+        pairs = data.type == "pairs" or (data.type == "builtin" and data.name in PAIR_DATA)
+        what = f"{data.type} data" if data.type != "builtin" else f"builtin '{data.name}'"
+        if self.task == "seq2seq" and not pairs:
+            return "train.data", f"{what} is text; task seq2seq needs pairs (numbers, copy, reverse or type: pairs)"
+        if self.task in ("causal_lm", "mlm") and pairs:
+            return "train.data", f"{what} is made of pairs (seq2seq); task {self.task} needs text (pydoc or type: text)"
+        if self.seq_len is not None and self.task != "seq2seq" and self.seq_len > model.max_len:
+            return "train.seq_len", f"seq_len ({self.seq_len}) exceeds model.max_len ({model.max_len})"
+        return None

@@ -13,6 +13,7 @@ from stackform.registry import StackformError
 
 # (module, help) in the order `stackform --help` lists them; modules import lazily.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("train", "train a spec (zoo name or file): evaluate, checkpoint, sample; --resume continues"),
     "validate": ("validate", "check specs; print file:line:col errors"),
     "list": ("list_cmd", "list registered blocks and their parameters"),
     "inspect": ("inspect_cmd", "per-block parameter and FLOP table of a spec or checkpoint"),

@@ -1,0 +1,43 @@
+"""``stackform train SPEC [KEY=VALUE ...] [--resume RUN_DIR] [--out-dir DIR] [--overwrite]``."""
+
+from __future__ import annotations
+
+import argparse
+
+from stackform.registry import StackformError
+
+EPILOG = """examples:
+  stackform train gpt-tiny                                   # zoo name or path; trains, evaluates, saves, samples
+  stackform train my.yaml train.steps=500 model.d_model=192  # dotted overrides
+  stackform train --resume runs/my train.steps=4000          # continue exactly where it stopped"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = EPILOG
+    p.add_argument("args", nargs="*", metavar="SPEC [KEY=VALUE ...]",
+                   help="a spec file or zoo name (optional with --resume), then dotted overrides")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in this folder from its last checkpoint")
+    p.add_argument("--out-dir", metavar="DIR", help="where the run's files go (default: runs/<spec name>)")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in the output folder")
+    p.add_argument("--device", metavar="DEVICE", help="shortcut for train.device=DEVICE (auto, cpu, cuda, cuda:1)")
+    p.add_argument("--steps", type=int, metavar="N", help="shortcut for train.steps=N")
+    p.add_argument("--quiet", action="store_true", help="no progress or summary output")
+
+
+def run(args: argparse.Namespace) -> int:
+    from stackform.assemble.train import train
+
+    specs = [a for a in args.args if "=" not in a]
+    overrides = [a for a in args.args if "=" in a]
+    if args.device:
+        overrides.append(f"train.device={args.device}")
+    if args.steps is not None:
+        overrides.append(f"train.steps={args.steps}")
+    if len(specs) > 1:
+        raise StackformError(f"stackform train: one spec at a time, got {len(specs)}: {', '.join(specs)}")
+    if not specs and not args.resume:
+        raise StackformError("stackform train: give a spec (file or zoo name, e.g. gpt-tiny) or --resume RUN_DIR")
+    result = train(specs[0] if specs else None, overrides, out_dir=args.out_dir, resume=args.resume,
+                   overwrite=args.overwrite, quiet=args.quiet)
+    return 130 if result.stopped == "interrupted" else 0

@@ -1,0 +1,54 @@
+"""Training data, never downloaded: the pydoc corpus, generated seq2seq tasks, and user files.
+
+``load_task(spec)`` returns what the training loop draws batches from: a TextTask
+(``causal_lm``, ``mlm``) or a PairTask (``seq2seq``). Each has ``train_batch(n)``
+(random, from its ``generator``, whose state is part of a checkpoint) and
+``eval_batches(n, max_batches)`` (the same batches every time).
+"""
+
+from __future__ import annotations
+
+from stackform.specs import Spec
+
+from ..tokenizer import ByteTokenizer
+from .errors import DataError
+from .mlm import IGNORE, mask_tokens, unigram_log_probs
+from .number_words import number_to_words
+from .pairs import generated_pairs, held_out, tsv_pairs
+from .seq2seq import PairTask
+from .text import pydoc_documents, text_files
+from .tokens import TokenSplit, cached_split, split_documents
+from .windows import TextTask
+
+DATA_SEED_OFFSET = 1  # the data generator is seeded with train.seed + 1 (dropout uses train.seed)
+
+
+def load_split(spec: Spec) -> TokenSplit:
+    """The train/validation token streams of a text corpus (pydoc in memory, user text memory-mapped)."""
+    data, tok = spec.train.data, ByteTokenizer.for_model(spec.model)
+    if data.type == "builtin":
+        return split_documents(pydoc_documents(), tok.eos_id, data.val_fraction, "builtin 'pydoc'")
+    return cached_split(text_files(data.path), tok.eos_id, data.val_fraction, data.path)
+
+
+def load_task(spec: Spec) -> "TextTask | PairTask":
+    """The batches a spec's ``train:`` section asks for."""
+    train, model = spec.train, spec.model
+    tok = ByteTokenizer.for_model(model)
+    seed = train.seed + DATA_SEED_OFFSET
+    if train.task == "seq2seq":
+        data = train.data
+        if data.type == "pairs":
+            pairs, source = tsv_pairs(data.path, data.val_fraction), data.path
+        else:
+            pairs, source = generated_pairs(data, train.seed), f"builtin '{data.name}'"
+        return PairTask(*pairs, tok, model.max_len, seed=seed, source=source)
+    return TextTask(load_split(spec), train.task, train.seq_len or model.max_len, seed=seed,
+                    mask_id=tok.mask_id, mlm_probability=train.mlm_probability)
+
+
+__all__ = [
+    "IGNORE", "DataError", "PairTask", "TextTask", "TokenSplit", "cached_split", "generated_pairs", "held_out",
+    "load_split", "load_task", "mask_tokens", "number_to_words", "pydoc_documents", "split_documents",
+    "text_files", "tsv_pairs", "unigram_log_probs",
+]

@@ -1,0 +1,93 @@
+"""What a run shows and records: a tqdm bar on a terminal (plain lines otherwise) and ``metrics.jsonl``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..checkpoint import atomic_write
+
+
+class MetricsLog:
+    """``metrics.jsonl``: one JSON object per line, appended and flushed as the run goes."""
+
+    def __init__(self, path: Path, resume_step: int | None = None):
+        self.path = path
+        self.records: list[dict[str, Any]] = []
+        if resume_step is not None and path.is_file():
+            kept = []
+            for line in path.read_text().splitlines():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut by a crash
+                if isinstance(record, dict) and record.get("step", 0) <= resume_step:
+                    kept.append(record)
+            self.records = kept
+        atomic_write(path, "".join(json.dumps(r) + "\n" for r in self.records).encode())
+        self._handle = open(path, "a")
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.records.append(record)
+        self._handle.write(json.dumps(record) + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def fmt_duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}" if minutes >= 60 else f"{minutes}:{secs:02d}"
+
+
+def fmt_metrics(metrics: dict[str, float]) -> str:
+    parts = []
+    for key, value in metrics.items():
+        if key == "exact_match":
+            parts.append(f"exact {100 * value:.1f}%")
+        elif key == "tokens_per_s":
+            parts.append(f"{value:,.0f} tok/s")
+        elif key == "lr":
+            parts.append(f"lr {value:.2e}")
+        elif key in ("loss", "bpb", "ppl", "unigram_loss", "grad_norm"):
+            parts.append(f"{key.replace('_', ' ')} {value:.3f}" if key != "ppl" else f"ppl {value:.2f}")
+    return "  ".join(parts)
+
+
+class Console:
+    """A tqdm bar (loss, lr, tokens/s) when ``stream`` is a terminal, else one plain line per log step."""
+
+    def __init__(self, total: int, initial: int, quiet: bool = False, stream: TextIO | None = None):
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.bar = None
+        if not quiet and self.stream.isatty() and not os.environ.get("STACKFORM_NO_BAR"):
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, file=self.stream, unit="step", dynamic_ncols=True)
+        self.total = total
+
+    def step(self, step: int, metrics: dict[str, float] | None, elapsed: float) -> None:
+        """Advance to ``step``; with ``metrics`` (a log step) show them."""
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
+            if metrics:
+                self.bar.set_postfix_str(fmt_metrics(metrics), refresh=False)
+        elif metrics and not self.quiet:
+            self.line(f"step {step}/{self.total}  {fmt_metrics(metrics)}  [{fmt_duration(elapsed)}]")
+
+    def line(self, text: str) -> None:
+        if self.quiet:
+            return
+        if self.bar is not None:
+            self.bar.write(text, file=self.stream)
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

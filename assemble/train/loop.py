@@ -1,0 +1,209 @@
+"""The training loop: accumulate, clip, step, log, evaluate, checkpoint; stop on time or Ctrl-C."""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from stackform.specs import Spec
+
+from ..checkpoint import save
+from .console import Console, MetricsLog, fmt_metrics
+from .device import TrainingError, autocast
+from .evaluate import evaluate
+from .forward import hidden_states, input_tokens, to_device
+from .loss import chunked_cross_entropy
+from .schedule import lr_at
+from .state import STATE_FILE, Counters, save_train_state
+
+MODEL_FILE = "model.safetensors"
+
+
+@dataclass
+class Run:
+    """Everything one training run works with."""
+
+    spec: Spec
+    model: Any  # the StackformModel (saved, evaluated)
+    forward: Callable  # the model or its torch.compile'd wrapper (trained)
+    task: Any
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler | None
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    out_dir: Path
+    log: MetricsLog
+    console: Console
+    counters: Counters
+    unigram: torch.Tensor | None = None
+    last_eval: dict[str, float] | None = None
+    last_eval_step: int = -1
+    last_save_step: int = -1
+
+
+class Trainer:
+    """Runs optimizer steps ``counters.step + 1 .. train.steps`` of a Run."""
+
+    def __init__(self, run: Run):
+        self.run = run
+        self.train = run.spec.train
+        self.params = [p for p in run.model.parameters() if p.requires_grad]
+        self.stop_requested = False
+        self.started = time.perf_counter()
+        self.elapsed_before = run.counters.elapsed_s
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.started
+
+    def _lr(self, step: int) -> float:
+        budget = self.train.max_minutes
+        fraction = self.elapsed() / (60 * budget) if budget else None
+        return lr_at(self.train.schedule, self.train.optimizer.lr, step, self.train.steps,
+                     self.run.spec.model.d_model, fraction)
+
+    def train_step(self, step: int) -> tuple[torch.Tensor, torch.Tensor, int, float]:
+        """One optimizer step over ``grad_accum`` micro-batches: (loss, grad norm, tokens, lr)."""
+        run, train = self.run, self.train
+        lr = self._lr(step)
+        for group in run.optimizer.param_groups:
+            group["lr"] = lr
+        total = torch.zeros((), device=run.device)
+        tokens = 0
+        for _ in range(train.grad_accum):
+            batch = run.task.train_batch(train.batch_size)
+            tokens += input_tokens(batch, run.spec.model.pad_id)
+            batch = to_device(batch, run.device)
+            with autocast(run.device, run.amp_dtype):
+                hidden = hidden_states(run.forward, batch)
+                loss_sum, n = chunked_cross_entropy(run.model.head, hidden, batch["labels"],
+                                                    label_smoothing=train.label_smoothing,
+                                                    select=train.task != "causal_lm")
+            loss = loss_sum / max(n, 1) / train.grad_accum
+            (run.scaler.scale(loss) if run.scaler else loss).backward()
+            total += loss.detach()
+        if run.scaler:
+            run.scaler.unscale_(run.optimizer)
+        norm = torch.nn.utils.clip_grad_norm_(self.params, train.grad_clip or math.inf, foreach=True)
+        return total, norm, tokens, lr
+
+    def _finite(self, loss: torch.Tensor, norm: torch.Tensor) -> bool:
+        ok = torch.isfinite(loss) if self.run.scaler else torch.isfinite(loss) & torch.isfinite(norm)
+        return bool(ok)  # one host sync per step
+
+    def _non_finite(self, step: int, loss: torch.Tensor) -> None:
+        run = self.run
+        if self.train.on_nan == "skip":
+            run.optimizer.zero_grad(set_to_none=True)
+            run.counters.skipped += 1
+            if run.scaler:
+                run.scaler.update()
+            return
+        kept = (f"the last good checkpoint (step {run.last_save_step}) is in {run.out_dir}"
+                if run.last_save_step >= 0 else "no checkpoint was saved before it (set train.save_every)")
+        raise TrainingError(
+            f"step {step}: the loss is {float(loss)} (not finite); training stopped and {kept}; "
+            "try a lower train.optimizer.lr, train.grad_clip, or train.on_nan: skip"
+        )
+
+    def _install_sigint(self):
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def handler(signum, frame):
+            if self.stop_requested:
+                raise KeyboardInterrupt
+            self.stop_requested = True
+            self.run.console.line("interrupted: stopping after this step and saving (Ctrl-C again to abort)")
+
+        return signal.signal(signal.SIGINT, handler)
+
+    def loop(self, stop_at_step: int | None = None) -> str:
+        """Train until ``train.steps`` (or ``stop_at_step``, time budget, Ctrl-C); returns why it stopped."""
+        run, train = self.run, self.train
+        previous = self._install_sigint()
+        try:
+            return self._loop(stop_at_step)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+            run.counters.elapsed_s = self.elapsed()
+
+    def _loop(self, stop_at_step: int | None) -> str:
+        run, train = self.run, self.train
+        budget = 60 * train.max_minutes if train.max_minutes else None
+        window = {"loss": 0.0, "steps": 0, "tokens": 0, "t0": time.perf_counter(), "paused": 0.0}
+        model_fields = {"lr": 0.0, "norm": 0.0}
+        while run.counters.step < train.steps:
+            if self.stop_requested:
+                return "interrupted"
+            if stop_at_step is not None and run.counters.step >= stop_at_step:
+                return "stop_at_step"
+            if budget is not None and self.elapsed() >= budget:
+                return "time budget"
+            step = run.counters.step + 1
+            loss, norm, tokens, lr = self.train_step(step)
+            if not self._finite(loss, norm):
+                self._non_finite(step, loss)
+            else:
+                if run.scaler:
+                    run.scaler.step(run.optimizer)
+                    run.scaler.update()
+                else:
+                    run.optimizer.step()
+                run.optimizer.zero_grad(set_to_none=True)
+                window["loss"] += float(loss)
+                window["steps"] += 1
+                model_fields["norm"] = float(norm)
+            run.counters.step = step
+            run.counters.tokens += tokens
+            window["tokens"] += tokens
+            model_fields["lr"] = lr
+            metrics = None
+            if step % train.log_every == 0 or step == train.steps:
+                metrics = self._log_train(step, window, model_fields)
+            run.console.step(step, metrics, self.elapsed())
+            paused = time.perf_counter()
+            if step % train.eval_every == 0 and step != train.steps:
+                self.evaluate(step)
+            if train.save_every and step % train.save_every == 0:
+                self.save(step)
+            window["paused"] += time.perf_counter() - paused
+        return "done"
+
+    def _log_train(self, step: int, window: dict, fields: dict) -> dict[str, float]:
+        seconds = max(time.perf_counter() - window["t0"] - window["paused"], 1e-9)
+        record = {
+            "step": step, "split": "train", "loss": window["loss"] / max(window["steps"], 1), "lr": fields["lr"],
+            "tokens_per_s": window["tokens"] / seconds, "elapsed_s": round(self.elapsed(), 3),
+            "grad_norm": fields["norm"],
+        }
+        if self.run.counters.skipped:
+            record["skipped"] = self.run.counters.skipped
+        self.run.log.write(record)
+        window.update(loss=0.0, steps=0, tokens=0, t0=time.perf_counter(), paused=0.0)
+        return record
+
+    def evaluate(self, step: int) -> dict[str, float]:
+        run = self.run
+        metrics = evaluate(run.model, run.task, run.spec, run.device, run.amp_dtype, run.unigram)
+        run.log.write({"step": step, "split": "val", **metrics, "elapsed_s": round(self.elapsed(), 3)})
+        run.console.line(f"step {step}  val {fmt_metrics(metrics)}")
+        run.last_eval, run.last_eval_step = metrics, step
+        return metrics
+
+    def save(self, step: int) -> None:
+        """model.safetensors (weights + spec + step) and train_state.safetensors, each atomically."""
+        run = self.run
+        run.counters.elapsed_s = self.elapsed()
+        if run.scaler is not None:
+            run.counters.scaler = run.scaler.state_dict()
+        save_train_state(run.out_dir / STATE_FILE, run.optimizer, run.task.generator, run.counters)
+        save(run.model, run.out_dir / MODEL_FILE, metadata={"step": str(step)})
+        run.last_save_step = step

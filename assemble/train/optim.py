@@ -1,0 +1,40 @@
+"""AdamW with decoupled weight decay on matrices only: no decay on norms, biases and embeddings."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from stackform.blocks import Positional, TokenEmbedding
+from stackform.specs.train import OptimizerSpec
+
+
+def _no_decay_ids(model: nn.Module) -> set[int]:
+    """Parameters that get no weight decay: embeddings (token, position) and every vector (biases, norm gains)."""
+    ids = {id(p) for p in model.parameters() if p.ndim < 2}
+    for module in model.modules():
+        if isinstance(module, (TokenEmbedding, Positional, nn.Embedding)):
+            ids.update(id(p) for p in module.parameters(recurse=False))
+    return ids
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Two AdamW groups: [decayed matrices, not-decayed rest]; each shared (tied) parameter once."""
+    skip = _no_decay_ids(model)
+    decay, no_decay = [], []
+    for _, param in model.named_parameters():  # named_parameters lists a tied weight once
+        if param.requires_grad:
+            (no_decay if id(param) in skip else decay).append(param)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def build_optimizer(model: nn.Module, spec: OptimizerSpec, device: torch.device) -> torch.optim.AdamW:
+    """AdamW from the spec; the fused CUDA kernel on GPUs, the multi-tensor (foreach) path elsewhere."""
+    fused = device.type == "cuda"
+    return torch.optim.AdamW(
+        param_groups(model, spec.weight_decay), lr=spec.lr, betas=tuple(spec.betas), eps=spec.eps,
+        fused=fused or None, foreach=None if fused else True,
+    )

@@ -1,0 +1,149 @@
+"""``train()``: spec in, a trained run folder out (or a run folder in, continued with ``resume``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import yaml
+
+from stackform.blocks import Stack
+from stackform.specs import Spec, load_spec
+
+from ..build import build_model
+from ..checkpoint import atomic_write, load, read_checkpoint, spec_of
+from ..data import load_task, unigram_log_probs
+from .console import Console, MetricsLog, fmt_duration
+from .device import TrainingError, configure, resolve_device, resolve_precision
+from .loop import MODEL_FILE, Run, Trainer
+from .optim import build_optimizer
+from .report import plot_curves, samples
+from .state import STATE_FILE, Counters, load_train_state
+from .summary import header, summary
+
+RUN_FILES = (MODEL_FILE, STATE_FILE, "metrics.jsonl", "spec.yaml", "curves.png", "samples.txt")
+
+
+@dataclass
+class TrainResult:
+    """What a run ended with: final validation metrics, where its files are, why it stopped."""
+
+    out_dir: Path
+    step: int
+    stopped: str  # done | time budget | interrupted | stop_at_step
+    metrics: dict[str, float]
+    elapsed_s: float
+    spec: Spec
+    model: Any = field(repr=False, default=None)
+    samples: list[str] = field(default_factory=list, repr=False)
+
+
+def _resume_spec(resume: Path, spec: Any, overrides: Sequence[str]) -> Spec:
+    if not resume.is_dir() or not (resume / STATE_FILE).is_file():
+        raise TrainingError(f"--resume {resume}: not a run folder (needs {MODEL_FILE} and {STATE_FILE})")
+    _, meta = read_checkpoint(resume / MODEL_FILE)
+    stored = spec_of(meta, str(resume / MODEL_FILE))
+    for text in overrides:
+        if not text.strip().startswith("train."):
+            raise TrainingError(
+                f"override '{text}': only train.* settings can change when resuming (the model comes from {resume})"
+            )
+    if spec is not None and load_spec(spec).model != stored.model:
+        raise TrainingError(f"--resume {resume}: the given spec's model differs from the run's; "
+                            "leave the spec out (the run's own spec is used) or start a new run")
+    return load_spec(stored, overrides)
+
+
+def _out_dir(spec: Spec, out_dir: Any, resume: Path | None, overwrite: bool) -> Path:
+    out = Path(out_dir or resume or spec.train.out_dir or Path("runs") / spec.name)
+    if resume is None and not overwrite:
+        taken = [name for name in (MODEL_FILE, STATE_FILE) if (out / name).exists()]
+        if taken:
+            raise TrainingError(
+                f"{out} already holds a run ({taken[0]}): continue it with --resume {out}, "
+                "start over with --overwrite, or pick another --out-dir"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _model(spec: Spec, resume: Path | None, device: torch.device):
+    torch.manual_seed(spec.train.seed)
+    if resume is not None:
+        model = load(resume / MODEL_FILE)
+        model.spec = spec  # same model section; train.* may carry overrides
+    else:
+        model = build_model(spec)  # on the CPU: the same initial weights on every device
+    model.to(device)
+    model.check_inputs = False  # the data is made by us: skip the per-batch id check (a host sync)
+    if spec.train.activation_checkpointing:
+        for module in model.modules():
+            if isinstance(module, Stack):
+                module.activation_checkpointing = True
+    return model
+
+
+def train(
+    spec: "str | os.PathLike | dict | Spec | None" = None,
+    overrides: Sequence[str] = (),
+    out_dir: "str | os.PathLike | None" = None,
+    resume: "str | os.PathLike | None" = None,
+    *,
+    overwrite: bool = False,
+    stop_at_step: int | None = None,
+    quiet: bool = False,
+) -> TrainResult:
+    """Train the model of ``spec`` (path, zoo name, dict or Spec; dotted ``overrides``) and write
+    ``out_dir`` (default ``runs/<name>``): model.safetensors, train_state.safetensors,
+    metrics.jsonl, spec.yaml, curves.png, samples.txt.
+
+    ``resume``: a run folder to continue exactly (its own spec; ``train.*`` overrides allowed).
+    ``stop_at_step``: stop and save after that step, as an interrupted run would.
+    Every user error raises a StackformError.
+    """
+    resume_dir = Path(resume) if resume is not None else None
+    if resume_dir is not None:
+        spec = _resume_spec(resume_dir, spec, overrides)
+    elif spec is None:
+        raise TrainingError("train: give a spec (a path, zoo name, dict or Spec) or resume=RUN_DIR")
+    else:
+        spec = load_spec(spec, overrides)
+    out = _out_dir(spec, out_dir, resume_dir, overwrite)
+    device = resolve_device(spec.train.device)
+    amp_dtype = resolve_precision(spec.train.precision, device)
+    configure(device)
+    task = load_task(spec)
+    model = _model(spec, resume_dir, device)
+    optimizer = build_optimizer(model, spec.train.optimizer, device)
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    counters = Counters()
+    if resume_dir is not None:
+        counters = load_train_state(resume_dir / STATE_FILE, optimizer, task.generator)
+        if scaler is not None and counters.scaler:
+            scaler.load_state_dict(counters.scaler)
+    atomic_write(out / "spec.yaml", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False).encode())
+    console = Console(spec.train.steps, counters.step, quiet)
+    unigram = unigram_log_probs(task.split.train, spec.model.vocab_size) if spec.train.task == "mlm" else None
+    run = Run(spec, model, torch.compile(model) if spec.train.compile else model, task, optimizer, scaler,
+              device, amp_dtype, out, MetricsLog(out / "metrics.jsonl", counters.step if resume_dir else None),
+              console, counters, unigram)
+    console.line(header(run, resumed=resume_dir is not None))
+    trainer = Trainer(run)
+    try:
+        stopped = trainer.loop(stop_at_step)
+        step = counters.step
+        metrics = run.last_eval if run.last_eval_step == step else trainer.evaluate(step)
+        trainer.save(step)
+    finally:
+        console.close()
+        run.log.close()
+    plot_curves(out / "curves.png", run.log.records, f"{spec.name}: loss")
+    lines = samples(model, task, spec, device, amp_dtype) if stopped != "interrupted" else []
+    atomic_write(out / "samples.txt", ("\n\n".join(lines) + "\n").encode())
+    result = TrainResult(out, counters.step, stopped, metrics, trainer.elapsed(), spec, model, lines)
+    if not quiet:
+        print(summary(result, RUN_FILES))
+    return result
