@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from ..models import Cache, EncoderDecoderModel
+from .cache import generation_cache
 
 
 def length_penalty(length: int | torch.Tensor, alpha: float) -> float | torch.Tensor:
@@ -47,7 +48,7 @@ def beam_search(model: EncoderDecoderModel, memory: torch.Tensor, memory_padding
     best_len = torch.zeros(b, dtype=torch.long, device=device)
     done = torch.zeros(b, dtype=torch.bool, device=device)
     sources = torch.arange(b, device=device)
-    cache = model.new_cache() if use_cache else None
+    cache = generation_cache(len(model.decoder.layers), n) if use_cache else None
     steps = n
     for i in range(n):
         k = beam_logp.shape[1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..models import DecoderModel, EncoderDecoderModel
+from .cache import generation_cache
 from .checks import GenerationError, check_count, check_ids, check_token, generation_mode, not_generative
 from .sampling import check_sampling, next_token
 
@@ -58,7 +59,7 @@ def generate(
     if n == 0:
         return out
     with generation_mode(model):
-        cache = model.new_cache() if use_cache else None
+        cache = generation_cache(len(model.stack.layers), t + n) if use_cache else None
         logits = last_logits(model, prompt, cache)
         done = torch.zeros(b, dtype=torch.bool, device=prompt.device)
         steps = n

@@ -11,6 +11,7 @@ import torch
 
 from ..models import DecoderModel, EncoderDecoderModel
 from .beam import beam_search
+from .cache import generation_cache
 from .checks import GenerationError, check_count, check_ids, check_token, generation_mode, not_generative
 from .sampling import check_sampling, next_token
 
@@ -92,7 +93,7 @@ def _sample(model: EncoderDecoderModel, memory: torch.Tensor, memory_padding: to
     b = memory.shape[0]
     seq = torch.full((b, n + 1), fill, dtype=torch.long, device=memory.device)  # bos + n tokens
     seq[:, 0] = bos
-    cache = model.new_cache() if use_cache else None
+    cache = generation_cache(len(model.decoder.layers), n) if use_cache else None
     done = torch.zeros(b, dtype=torch.bool, device=memory.device)
     steps = n
     for i in range(n):

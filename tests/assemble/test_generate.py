@@ -346,3 +346,20 @@ def test_encoder_only_cannot_generate():
     for call in (generate, generate_seq2seq):
         with pytest.raises(GenerationError, match="an encoder-only model cannot generate .*needs a decoder"):
             call(model, ids(1, 2), 3)
+
+
+def test_buffered_cache_matches_the_plain_cache():
+    from stackform.assemble.generation.cache import BufferedLayerCache
+    from stackform.blocks import LayerCache
+
+    plain, buffered = LayerCache(), BufferedLayerCache(capacity=3)
+    steps = [torch.randn(2, 2, t, 4) for t in (2, 1, 3, 1)]  # goes past the capacity: the buffer grows
+    for i, k in enumerate(steps):
+        expected = plain.append(k, -k)
+        got = buffered.append(k, -k)
+        assert all(torch.equal(a, b) for a, b in zip(expected, got))
+        if i == 1:
+            index = torch.tensor([1, 1])
+            plain.reorder(index)
+            buffered.reorder(index)
+    assert buffered.length == 7 and torch.equal(buffered.k, plain.k) and torch.equal(buffered.v, plain.v)
