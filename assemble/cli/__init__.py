@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "inspect": ("inspect_cmd", "per-block parameter and FLOP table of a spec or checkpoint"),
     "schema": ("schema", "print the JSON Schema of specs"),
     "generate": ("generate", "generate text from a checkpoint (sampling, greedy, beam search)"),
+    "bench": ("bench", "training-step speed of stackform vs hand-written PyTorch (and peers), side by side"),
 }
 
 

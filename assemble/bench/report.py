@@ -1,0 +1,36 @@
+"""The benchmark table: tokens/s (median and spread), ratio to the reference, MFU and memory."""
+
+from __future__ import annotations
+
+from stackform.specs import Spec
+
+from .harness import Contestant
+
+PEAK_BF16 = {"H100": 989e12, "H200": 989e12}  # dense bf16 FLOP/s, SXM
+
+
+def flops_per_token(spec: Spec, params: int, seq: int) -> float:
+    """6N + 12 * L * d * T (N without position embeddings), as in the PaLM/nanoGPT MFU estimate."""
+    m = spec.model
+    n = params - (m.max_len * m.d_model if m.positional.type == "learned" else 0)
+    return 6 * n + 12 * (m.n_layers or 0) * m.d_model * seq
+
+
+def peak_flops(device_name: str) -> float | None:
+    return next((value for key, value in PEAK_BF16.items() if key in device_name), None)
+
+
+def table(contestants: list[Contestant], spec: Spec, seq: int, device_name: str | None) -> str:
+    ref = next((c for c in contestants if c.name == "hand-written"), contestants[0])
+    peak = peak_flops(device_name or "")
+    head = f"{'model':<16}{'params':>13}{'tokens/s':>13}{'spread':>9}{'vs hand-written':>17}"
+    if device_name:
+        head += f"{'MFU':>8}{'peak mem':>11}"
+    lines = [head]
+    for c in contestants:
+        line = f"{c.name:<16}{c.params:>13,}{c.median:>13,.0f}{c.spread:>8.1%} {c.median / ref.median:>15.3f}x"
+        if device_name:
+            mfu = c.median * flops_per_token(spec, c.params, seq) / peak if peak else float("nan")
+            line += f"{mfu:>8.1%}{c.peak_memory / 2**30:>9.2f}GB"
+        lines.append(line)
+    return "\n".join(lines)

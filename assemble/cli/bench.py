@@ -1,0 +1,72 @@
+"""``stackform bench``: training-step throughput of stackform vs hand-written PyTorch, side by side."""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from stackform.registry import StackformError
+
+PRESETS = {
+    # name: (spec, overrides, batch, seq)
+    "realistic": ("gpt-tiny", ["model.d_model=256", "model.n_heads=4", "model.n_layers=4", "model.max_len=256",
+                               "model.ffn.hidden=1024"], 8, 256),
+    "tiny": ("gpt-tiny", ["model.d_model=64", "model.n_heads=4", "model.n_layers=2", "model.max_len=16",
+                          "model.ffn.hidden=256"], 8, 16),
+    "gpt2": ("gpt2", [], 16, 1024),
+}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", nargs="?", help="a decoder spec (default: the preset's)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="realistic")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (bf16 autocast and MFU on cuda)")
+    p.add_argument("--batch", type=int, help="sequences per step (default: the preset's)")
+    p.add_argument("--seq", type=int, help="tokens per sequence (default: the preset's)")
+    p.add_argument("--steps", type=int, default=10, help="steps per timed repeat")
+    p.add_argument("--repeats", type=int, default=5, help="alternating repeats")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    p.add_argument("--compile", nargs="?", const="default", default=None, metavar="MODE",
+                   help="torch.compile both models (mode: default, max-autotune, ...)")
+    p.add_argument("--peers", action="store_true", help="also x-transformers and Hugging Face GPT-2 if installed")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+
+
+def run(args: argparse.Namespace) -> int:
+    from stackform.assemble.bench.contestants import peer_steps, reference_step, stackform_step
+    from stackform.assemble.bench.harness import run_alternating
+    from stackform.assemble.bench.report import table
+    from stackform.specs import load_spec
+
+    name, overrides, batch, seq = PRESETS[args.preset]
+    spec = load_spec(args.spec or name, overrides + args.overrides)
+    batch, seq = args.batch or batch, args.seq or seq
+    if seq > spec.model.max_len:
+        raise StackformError(f"--seq {seq} is longer than the spec's max_len {spec.model.max_len}")
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise StackformError("--device cuda: no CUDA device is available")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    bf16 = device.type == "cuda"
+    if bf16:
+        torch.backends.cuda.matmul.allow_tf32 = True
+    g = torch.Generator().manual_seed(0)
+    idx = torch.randint(0, min(spec.model.vocab_size, 256), (batch, seq + 1), generator=g).to(device)
+    data = (idx[:, :-1].contiguous(), idx[:, 1:].contiguous())
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    print(f"bench: {spec.name} d_model {spec.model.d_model} x {spec.model.n_layers} layers, batch {batch}, seq {seq}, "
+          f"{device_name or 'cpu'} ({torch.get_num_threads()} threads), torch {torch.__version__}, "
+          f"{'bf16' if bf16 else 'fp32'}, compile {args.compile or 'off'}")
+    contestants = [reference_step(spec, data, device, bf16, args.compile),
+                   stackform_step(spec, data, device, bf16, args.compile)]
+    if contestants[0].params != contestants[1].params:
+        raise StackformError(f"parameter counts differ: reference {contestants[0].params:,}, "
+                             f"stackform {contestants[1].params:,}")
+    if args.peers:
+        contestants += peer_steps(spec, data, device, bf16, args.compile)
+    run_alternating(contestants, device, args.steps, args.repeats, args.warmup)
+    print(table(contestants, spec, seq, device_name))
+    return 0

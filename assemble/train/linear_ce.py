@@ -1,0 +1,106 @@
+"""Cross-entropy fused with the output projection, chunk by chunk.
+
+``linear_cross_entropy(hidden, weight, bias, targets)`` returns the summed loss of
+``F.cross_entropy(hidden @ weight.T + bias, targets)`` without ever holding the
+logits of the whole batch: each chunk's logits are made, turned into the loss and
+into the gradients of ``hidden``, ``weight`` and ``bias`` right away (in the
+forward pass), and thrown away. Backward then only scales the stored gradients.
+FLOPs are those of the plain head (three matmuls); memory holds one chunk of logits.
+On CUDA the vocabulary is padded to a multiple of 128 inside the matmul (padded
+logits are masked out), which keeps the tensor cores on their fast shapes.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+IGNORE = -100
+CHUNK_ELEMENTS = 1 << 26  # logits per chunk (64M: 256 MB in fp32)
+
+
+def _chunk_rows(vocab: int, rows: int) -> int:
+    return max(1, min(rows, CHUNK_ELEMENTS // vocab))
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, targets, label_smoothing, pad_to):  # noqa: D102
+        device_type = hidden.device.type
+        dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else hidden.dtype
+        ctx.dtypes = (hidden.dtype, weight.dtype, bias.dtype if bias is not None else None)
+        with torch.autocast(device_type, enabled=False):
+            return _LinearCrossEntropy._run(ctx, hidden, weight, bias, targets, label_smoothing, pad_to, dtype)
+
+    @staticmethod
+    def _run(ctx, hidden, weight, bias, targets, eps, pad_to, dtype):
+        vocab = weight.shape[0]
+        w = weight.to(dtype)  # one cast for all chunks
+        if pad_to and vocab % pad_to:
+            w = F.pad(w, (0, 0, 0, pad_to - vocab % pad_to))  # [V', d]
+        needs = ctx.needs_input_grad
+        grad_hidden = torch.empty_like(hidden) if needs[0] else None
+        grad_weight = torch.zeros(w.shape, dtype=torch.promote_types(dtype, torch.float32), device=w.device) if needs[1] else None
+        grad_bias = torch.zeros(vocab, dtype=grad_weight.dtype if grad_weight is not None else torch.float32, device=w.device) if bias is not None and needs[2] else None
+        any_grad = grad_hidden is not None or grad_weight is not None or grad_bias is not None
+        acc = torch.promote_types(dtype, torch.float32)  # softmax precision: fp32 at least
+        total = torch.zeros((), dtype=acc, device=w.device)
+        rows = hidden.shape[0]
+        step = _chunk_rows(w.shape[0], rows)
+        for start in range(0, rows, step):
+            h, y = hidden[start:start + step].to(dtype), targets[start:start + step]
+            logits = (h @ w.t()).to(acc)  # [c, V']
+            if w.shape[0] != vocab:
+                logits[:, vocab:] = float("-inf")
+            if bias is not None:
+                logits[:, :vocab] += bias.to(acc)
+            valid = y != IGNORE  # [c]
+            safe = torch.where(valid, y, 0)
+            lse = logits.logsumexp(dim=-1)  # [c]
+            loss = lse - logits.gather(1, safe[:, None]).squeeze(1)
+            if eps:
+                loss = (1 - eps) * loss + eps * (lse - logits[:, :vocab].mean(dim=-1))
+            total += (loss * valid).sum()
+            if not any_grad:
+                continue
+            grad = logits.sub_(lse[:, None]).exp_()  # softmax, in place: [c, V']
+            grad.scatter_add_(1, safe[:, None], torch.full_like(lse[:, None], -(1 - eps)))
+            if eps:
+                grad[:, :vocab] -= eps / vocab
+            grad *= valid[:, None]
+            if grad_bias is not None:
+                grad_bias += grad[:, :vocab].sum(0)
+            grad = grad.to(dtype)
+            if grad_hidden is not None:
+                grad_hidden[start:start + step] = grad @ w
+            if grad_weight is not None:
+                grad_weight += (grad.t() @ h).to(grad_weight.dtype)
+        if grad_weight is not None:
+            grad_weight = grad_weight[:vocab]
+        ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_total):  # noqa: D102
+        grads = []
+        for grad, dtype in zip(ctx.saved_tensors, ctx.dtypes):
+            grads.append(None if grad is None else (grad * grad_total.to(grad.dtype)).to(dtype))
+        return (*grads, None, None, None)
+
+
+def linear_cross_entropy(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    targets: torch.Tensor,
+    label_smoothing: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(summed loss, number of counted targets) for hidden [..., d], weight [V, d], targets [...].
+
+    Targets equal to IGNORE (-100) are skipped. The count is a tensor (no host sync).
+    """
+    h = hidden.reshape(-1, hidden.shape[-1])  # [n, d]
+    y = targets.reshape(-1)  # [n]
+    pad_to = 128 if h.is_cuda else 0
+    total = _LinearCrossEntropy.apply(h, weight, bias, y, float(label_smoothing), pad_to)
+    return total, (y != IGNORE).sum()
