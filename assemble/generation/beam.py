@@ -84,7 +84,7 @@ def beam_search(model: EncoderDecoderModel, memory: torch.Tensor, memory_padding
                 memory_padding = memory_padding.repeat_interleave(beam, dim=0)  # [b * B, s]
         _reorder(cache, rows, expand_cross=i == 0)
         done = done | (best_score >= beam_logp[:, 0] / length_penalty(i + 1, alpha))
-        if bool(done.all()):  # the one host sync per step
+        if eos is not None and bool(done.all()):  # the one host sync per step
             steps = i + 1
             break
 
