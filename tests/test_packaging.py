@@ -14,7 +14,7 @@ MAPPED = {"registry": "stackform.registry", "specs": "stackform.specs", "blocks"
 
 def test_every_subpackage_is_listed():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert config["package-dir"] == MAPPED
+    assert config["package-dir"] == {package: folder for folder, package in MAPPED.items()}
     found = set()
     for folder, package in MAPPED.items():
         for init in (ROOT / folder).rglob("__init__.py"):
