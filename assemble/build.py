@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from stackform import registry
-from stackform.blocks import LMHead, Stack, TokenEmbedding, TransformerLayer, init_weights
+from stackform.blocks import Stack, TokenEmbedding, TransformerLayer, init_weights
 from stackform.registry import Dims
 from stackform.specs import BlockSpec, ModelSpec, Spec, load_spec
 
@@ -68,25 +68,33 @@ def build_stack(model: ModelSpec, side: str, causal: bool, cross: bool) -> Stack
     return Stack(layers, positional, masks, final)
 
 
-def _embedding(model: ModelSpec) -> TokenEmbedding:
-    return TokenEmbedding(model.vocab_size, model.d_model, model.dropout, model.scale_embeddings)
+def _embedding(model: ModelSpec, side: str) -> TokenEmbedding:
+    dims = dims_of(model, side, causal=False)
+    token_types = build_block(model.token_type, dims) if model.token_type is not None else None
+    norm = build_block(model.embedding_norm, dims) if model.embedding_norm is not None else None
+    return TokenEmbedding(model.vocab_size, model.d_model, model.dropout, model.scale_embeddings, token_types, norm)
+
+
+def _head(model: ModelSpec, side: str, embed: TokenEmbedding) -> nn.Module:
+    dims = dims_of(model, side, causal=False)
+    return build_block(model.head, dims, tied=embed.weight if model.tie_embeddings else None)
 
 
 def build_model(spec: Spec) -> StackformModel:
     """Build the model a validated spec describes (on the current default device)."""
     model = spec.model
     if model.kind == "encoder_decoder":
-        src_embed = _embedding(model)
-        tgt_embed = src_embed if model.share_embeddings else _embedding(model)
+        src_embed = _embedding(model, "encoder")
+        tgt_embed = src_embed if model.share_embeddings else _embedding(model, "decoder")
         encoder = build_stack(model, "encoder", causal=False, cross=False)
         decoder = build_stack(model, "decoder", causal=True, cross=True)
-        head = LMHead(model.d_model, model.vocab_size, tgt_embed.weight if model.tie_embeddings else None)
+        head = _head(model, "decoder", tgt_embed)
         net: StackformModel = EncoderDecoderModel(spec, src_embed, tgt_embed, encoder, decoder, head)
         n_layers = max(len(encoder.layers), len(decoder.layers))
     else:
-        embed = _embedding(model)
+        embed = _embedding(model, model.kind)
         stack = build_stack(model, model.kind, causal=model.kind == "decoder", cross=False)
-        head = LMHead(model.d_model, model.vocab_size, embed.weight if model.tie_embeddings else None)
+        head = _head(model, model.kind, embed)
         cls = DecoderModel if model.kind == "decoder" else EncoderModel
         net = cls(spec, embed, stack, head)
         n_layers = len(stack.layers)

@@ -93,13 +93,31 @@ class StackformModel(nn.Module):
             return ids != pad_id
         return None
 
+    def _check_token_types(self, ids: torch.Tensor, token_type_ids: torch.Tensor | None) -> None:
+        if token_type_ids is None:
+            return
+        types = getattr(self.embed, "token_types", None)
+        if types is None:
+            raise ModelInputError("token_type_ids: this model has no token types (the spec sets no model.token_type)")
+        if not isinstance(token_type_ids, torch.Tensor) or tuple(token_type_ids.shape) != tuple(ids.shape):
+            shape = getattr(token_type_ids, "shape", type(token_type_ids).__name__)
+            raise ModelInputError(f"token_type_ids: shape {shape} does not match input_ids {tuple(ids.shape)}")
+        if self.check_inputs and token_type_ids.numel() and not torch.compiler.is_compiling():
+            low, high = int(token_type_ids.min()), int(token_type_ids.max())
+            if low < 0 or high >= types.n_types:
+                bad = low if low < 0 else high
+                raise ModelInputError(f"token_type_ids: type {bad} is outside [0, {types.n_types})")
+
     def num_parameters(self) -> int:
         """Parameters counted once (tied weights once)."""
         return sum(p.numel() for p in self.parameters())
 
 
 class DecoderModel(StackformModel):
-    """Decoder-only language model: ``model(input_ids, attention_mask=None) -> logits [b, t, vocab]``."""
+    """Decoder-only language model: ``model(input_ids, attention_mask=None) -> logits [b, t, vocab]``.
+
+    ``token_type_ids`` [b, t] picks token-type embeddings when the spec has ``token_type``.
+    """
 
     def __init__(self, spec: Spec, embed: TokenEmbedding, stack: Stack, head: LMHead):
         super().__init__()
@@ -115,6 +133,7 @@ class DecoderModel(StackformModel):
         *,
         cache: Cache | None = None,
         prefix_len: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
         return_hidden: bool = False,
         return_attention: bool = False,
         logits: bool = True,
@@ -126,7 +145,8 @@ class DecoderModel(StackformModel):
         if cache is not None:
             padding = cache.key_padding(padding, t, full=attention_mask is not None)
         ctx = self.stack.context(t, offset, input_ids.device, padding, prefix_len)
-        x = self.embed(input_ids, self.stack.positional, ctx.info.q_pos)
+        self._check_token_types(input_ids, token_type_ids)
+        x = self.embed(input_ids, self.stack.positional, ctx.info.q_pos, token_type_ids)
         weights = [] if return_attention else None
         h = self.stack(x, ctx, cache=cache.layers if cache is not None else None, weights=weights)
         if cache is not None:
@@ -138,7 +158,10 @@ class DecoderModel(StackformModel):
 
 
 class EncoderModel(StackformModel):
-    """Bidirectional encoder with an MLM head: ``model(input_ids, attention_mask=None) -> logits``."""
+    """Bidirectional encoder with an MLM head: ``model(input_ids, attention_mask=None) -> logits``.
+
+    ``token_type_ids`` [b, t] picks token-type embeddings when the spec has ``token_type`` (BERT).
+    """
 
     def __init__(self, spec: Spec, embed: TokenEmbedding, stack: Stack, head: LMHead):
         super().__init__()
@@ -149,14 +172,16 @@ class EncoderModel(StackformModel):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         *,
+        token_type_ids: torch.Tensor | None = None,
         return_hidden: bool = False,
         return_attention: bool = False,
         logits: bool = True,
     ) -> torch.Tensor | ModelOutput:
         self._check_ids(input_ids, "input_ids")
+        self._check_token_types(input_ids, token_type_ids)
         padding = self._key_padding(input_ids, attention_mask, "attention_mask", self.stack)
         ctx = self.stack.context(input_ids.shape[1], 0, input_ids.device, padding)
-        x = self.embed(input_ids, self.stack.positional, ctx.info.q_pos)
+        x = self.embed(input_ids, self.stack.positional, ctx.info.q_pos, token_type_ids)
         weights = [] if return_attention else None
         h = self.stack(x, ctx, weights=weights)
         out = self.head(h) if logits else None

@@ -2,7 +2,7 @@
 
 The default path is ``F.scaled_dot_product_attention`` (flash / memory-efficient
 kernels). ``need_weights=True`` takes the explicit path softmax(q k^T / sqrt(d) + bias) v,
-which also returns the attention weights.
+which also returns the attention weights. ``scale`` replaces 1/sqrt(d) (T5 uses 1.0).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ class AttentionParams(BlockParams):
     qk_norm: bool = Field(False, description="RMS-normalize queries and keys per head")
     window: PositiveInt | None = Field(None, description="attend only to keys closer than this")
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout on attention weights")
+    scale: float | None = Field(None, gt=0, description="score scale; default 1/sqrt(head_dim) (T5: 1.0)")
 
 
 @register("attention", "mha")
@@ -58,6 +59,7 @@ class MultiHeadAttention(nn.Module):
         self.head_dim = dims.head_dim
         self.window = params.window
         self.dropout = params.dropout
+        self.scale = params.scale
         self.cross = cross
         q_size, kv_size = self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
         self.q_size, self.kv_size = q_size, kv_size
@@ -117,7 +119,7 @@ class MultiHeadAttention(nn.Module):
             y, weights = self._explicit(q, k, v, mask, is_causal, dropout)
         else:
             y = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=is_causal,
+                q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=is_causal, scale=self.scale,
                 enable_gqa=self.n_kv_heads != self.n_heads,
             )  # [b, h, t, hd]
             weights = None
@@ -128,7 +130,8 @@ class MultiHeadAttention(nn.Module):
         if self.n_kv_heads != self.n_heads:
             repeat = self.n_heads // self.n_kv_heads
             k, v = k.repeat_interleave(repeat, dim=1), v.repeat_interleave(repeat, dim=1)  # [b, h, s, hd]
-        scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # [b, h, t, s]
+        scores = q @ k.transpose(-2, -1)  # [b, h, t, s]
+        scores = scores / math.sqrt(self.head_dim) if self.scale is None else scores * self.scale
         if is_causal:
             t, s = scores.shape[-2:]
             mask = torch.ones(t, s, dtype=torch.bool, device=q.device).tril(s - t)

@@ -61,6 +61,7 @@ class GatedMLP(nn.Module):
         multiplier: float = Field(8 / 3, gt=0)
         multiple_of: PositiveInt = 1
         bias: bool = False
+        activation: Activation | None = Field(None, description="the gate's activation; default the block's own")
 
     def __init__(self, dims: Dims, params: Params):
         super().__init__()
@@ -69,7 +70,7 @@ class GatedMLP(nn.Module):
         self.gate_up = nn.Linear(dims.d_model, 2 * hidden, bias=params.bias)  # [gate | up]
         self.down = nn.Linear(hidden, dims.d_model, bias=params.bias)
         self.down.residual_out = True
-        self.act = ACTIVATIONS[self.activation]
+        self.act = ACTIVATIONS[params.activation or self.activation]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate, up = self.gate_up(x).chunk(2, dim=-1)  # [b, t, hidden] each

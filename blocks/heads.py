@@ -1,9 +1,18 @@
-"""Output heads: hidden states -> logits over the vocabulary, tied to the embedding or not."""
+"""Output heads: hidden states -> logits over the vocabulary, tied to the embedding or not.
+
+Heads are the registered kind ``head``; the model's head receives ``tied``, the token
+embedding's weight, when the spec ties them.
+"""
 
 from __future__ import annotations
 
 import torch
+from pydantic import Field
 from torch import nn
+
+from stackform.registry import BlockParams, Dims, register
+
+from .ffn import ACTIVATIONS, Activation
 
 
 class LMHead(nn.Module):
@@ -19,3 +28,40 @@ class LMHead(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return nn.functional.linear(h, self.weight, self.bias)  # [b, t, vocab]
+
+
+@register("head", "linear")
+class LinearHead(LMHead):
+    """A linear map to the vocabulary (the default); optional bias (Marian) and d_model^-0.5 input scale (T5)."""
+
+    class Params(BlockParams):
+        bias: bool = Field(False, description="a learned bias per vocabulary entry")
+        rescale: bool = Field(False, description="multiply hidden states by d_model^-0.5 first (T5, tied)")
+
+    def __init__(self, dims: Dims, params: Params, tied: nn.Parameter | None = None):
+        super().__init__(dims.d_model, dims.vocab_size, tied, params.bias)
+        self.input_scale = dims.d_model ** -0.5 if params.rescale else 1.0
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        if self.input_scale != 1.0:
+            h = h * self.input_scale
+        return super().forward(h)
+
+
+@register("head", "mlm")
+class MLMHead(LMHead):
+    """BERT's MLM head: dense + activation + LayerNorm, then the vocabulary projection with a bias."""
+
+    class Params(BlockParams):
+        activation: Activation = Field("gelu", description="activation after the dense transform")
+        eps: float = Field(1e-12, gt=0, description="LayerNorm epsilon of the transform")
+        bias: bool = Field(True, description="a learned bias per vocabulary entry")
+
+    def __init__(self, dims: Dims, params: Params, tied: nn.Parameter | None = None):
+        super().__init__(dims.d_model, dims.vocab_size, tied, params.bias)
+        self.transform = nn.Linear(dims.d_model, dims.d_model)
+        self.act = ACTIVATIONS[params.activation]
+        self.norm = nn.LayerNorm(dims.d_model, eps=params.eps)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return super().forward(self.norm(self.act(self.transform(h))))

@@ -10,10 +10,10 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, PositiveInt, model_validator
 from torch import nn
 
 from stackform.registry import BlockParams, Dims, register
@@ -46,11 +46,19 @@ class NoPositional(Positional):
         super().__init__()
 
 
-def sinusoid_table(max_len: int, dim: int, base: float = 10000.0) -> torch.Tensor:
-    """The paper's table: PE[pos, 2i] = sin(pos / base^(2i/d)), PE[pos, 2i+1] = cos(...)."""
+def sinusoid_table(max_len: int, dim: int, base: float = 10000.0, layout: str = "interleaved") -> torch.Tensor:
+    """The paper's table: PE[pos, 2i] = sin(pos / base^(2i/d)), PE[pos, 2i+1] = cos(...).
+
+    ``layout="halves"`` puts every sin first and every cos after them (Marian, fairseq-style).
+    """
     position = torch.arange(max_len, dtype=torch.float64)[:, None]
     div = torch.exp(torch.arange(0, dim, 2, dtype=torch.float64) * (-math.log(base) / dim))
     table = torch.zeros(max_len, dim, dtype=torch.float64)
+    if layout == "halves":
+        n_sin = (dim + 1) // 2
+        table[:, :n_sin] = torch.sin(position * div)
+        table[:, n_sin:] = torch.cos(position * div)[:, : dim // 2]
+        return table.float()
     table[:, 0::2] = torch.sin(position * div)
     table[:, 1::2] = torch.cos(position * div)[:, : dim // 2]
     return table.float()
@@ -62,10 +70,14 @@ class Sinusoidal(Positional):
 
     class Params(BlockParams):
         base: float = Field(10000.0, gt=1)
+        layout: Literal["interleaved", "halves"] = Field(
+            "interleaved", description="interleaved sin/cos (the paper) or [sin | cos] halves (Marian)"
+        )
 
     def __init__(self, dims: Dims, params: Params):
         super().__init__()
-        self.register_buffer("table", sinusoid_table(dims.max_len, dims.d_model, params.base), persistent=False)
+        table = sinusoid_table(dims.max_len, dims.d_model, params.base, params.layout)
+        self.register_buffer("table", table, persistent=False)
 
     def embed(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         return x + self.table[positions].to(x.dtype)
@@ -84,6 +96,38 @@ class Learned(Positional):
         return x + self.weight[positions]
 
 
+class RopeScaling(BlockParams):
+    """Rescaled rotary frequencies for longer contexts: ``linear`` (position interpolation) or ``llama3``."""
+
+    type: Literal["linear", "llama3"]
+    factor: float = Field(gt=0, description="frequencies are divided by this (llama3: the low ones)")
+    low_freq_factor: float = Field(1.0, gt=0, description="llama3: longer wavelengths than original_max_len / this scale")
+    high_freq_factor: float = Field(4.0, gt=0, description="llama3: shorter wavelengths than original_max_len / this stay")
+    original_max_len: PositiveInt = Field(8192, description="llama3: the context length of pre-training")
+
+    @model_validator(mode="after")
+    def _factors(self) -> "RopeScaling":
+        if self.type == "llama3" and self.high_freq_factor <= self.low_freq_factor:
+            raise ValueError(
+                f"high_freq_factor ({self.high_freq_factor}) must be above low_freq_factor ({self.low_freq_factor})"
+            )
+        return self
+
+    def apply(self, inv_freq: torch.Tensor) -> torch.Tensor:
+        """The rescaled inverse frequencies (as Hugging Face's linear and llama3 rope types)."""
+        if self.type == "linear":
+            return inv_freq / self.factor
+        low_wavelen = self.original_max_len / self.low_freq_factor
+        high_wavelen = self.original_max_len / self.high_freq_factor
+        wavelen = 2 * math.pi / inv_freq
+        scaled = torch.where(wavelen > low_wavelen, inv_freq / self.factor, inv_freq)
+        low, high = self.low_freq_factor, self.high_freq_factor
+        smooth = (self.original_max_len / wavelen - low) / (high - low)
+        smoothed = (1 - smooth) * scaled / self.factor + smooth * scaled
+        medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
+        return torch.where(medium, smoothed, scaled)
+
+
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
     first, second = x.chunk(2, dim=-1)
     return torch.cat((-second, first), dim=-1)
@@ -100,6 +144,7 @@ class Rotary(Positional):
 
     class Params(BlockParams):
         theta: float = Field(10000.0, gt=1)
+        scaling: RopeScaling | None = Field(None, description="rescaled frequencies: {type: linear | llama3, factor}")
 
         def check(self, dims: Dims) -> str | None:
             if dims.head_dim % 2:
@@ -116,8 +161,9 @@ class Rotary(Positional):
         self.register_buffer("sin", angles.sin(), persistent=False)
 
     def inverse_frequencies(self, params: Params, dims: Dims) -> torch.Tensor:
-        """theta^(-2i/hd) for i < hd/2; subclasses rescale these (rope scaling)."""
-        return 1.0 / params.theta ** (torch.arange(0, dims.head_dim, 2, dtype=torch.float32) / dims.head_dim)
+        """theta^(-2i/hd) for i < hd/2, rescaled by ``scaling`` when set; subclasses may change these."""
+        inv_freq = 1.0 / params.theta ** (torch.arange(0, dims.head_dim, 2, dtype=torch.float32) / dims.head_dim)
+        return params.scaling.apply(inv_freq) if params.scaling is not None else inv_freq
 
     def prepare(self, q_pos: torch.Tensor, k_pos: torch.Tensor) -> Any:
         return self.cos[q_pos], self.sin[q_pos]  # [t, hd] each

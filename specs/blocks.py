@@ -65,6 +65,8 @@ NormBlock = Annotated[_kind_class("norm"), BeforeValidator(_as_block)]
 ResidualBlock = Annotated[_kind_class("residual"), BeforeValidator(_as_block)]
 FfnBlock = Annotated[_kind_class("ffn"), BeforeValidator(_as_block)]
 MaskBlock = Annotated[_kind_class("mask"), BeforeValidator(_as_block)]
+HeadBlock = Annotated[_kind_class("head"), BeforeValidator(_as_block)]
+TokenTypeBlock = Annotated[_kind_class("token_type"), BeforeValidator(_as_block)]
 
 
 def block_class(kind: str) -> Any:

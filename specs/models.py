@@ -7,7 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
 
-from .blocks import AttentionBlock, BlockSpec, FfnBlock, MaskBlock, NormBlock, PositionalBlock, ResidualBlock
+from .blocks import (
+    AttentionBlock, BlockSpec, FfnBlock, HeadBlock, MaskBlock, NormBlock, PositionalBlock, ResidualBlock, TokenTypeBlock,
+)
 from .train import TASK_FOR_KIND, TrainSpec
 
 ModelKind = Literal["encoder", "decoder", "encoder_decoder"]
@@ -68,6 +70,9 @@ class ModelSpec(_Strict):
     tie_embeddings: bool = True
     share_embeddings: bool = Field(False, description="encoder-decoder: one embedding for both sides")
     scale_embeddings: bool = Field(False, description="multiply token embeddings by sqrt(d_model)")
+    token_type: TokenTypeBlock | None = Field(None, description="token-type (segment) embeddings (BERT)")
+    embedding_norm: NormBlock | None = Field(None, description="a norm after the embeddings, before dropout (BERT)")
+    head: HeadBlock = Field(default_factory=lambda: {"type": "linear"}, description="the output head (linear | mlm)")
     final_norm: bool | None = Field(None, description="norm after the stack; default: what the residual asks for")
     init: Literal["normal", "xavier"] = "normal"
     init_std: float = Field(0.02, gt=0)
