@@ -12,6 +12,7 @@ from .checkpoint import load, save
 from .errors import CheckpointError, ModelInputError
 from .generation import GenerationError, generate, generate_seq2seq
 from .models import Cache, DecoderModel, EncoderDecoderModel, EncoderModel, ModelOutput, StackformModel
+from .interop import InteropError, export_hf, import_hf  # Hugging Face folders in and out
 from . import train  # a callable package: train(spec, ...) runs training
 from .train import TrainResult, TrainingError
 from .version import __version__
@@ -22,3 +23,4 @@ __all__ = [
     "build_model", "generate", "generate_seq2seq", "load", "load_spec", "save",
     "TrainResult", "TrainingError", "train",
 ]
+__all__ += ["InteropError", "export_hf", "import_hf"]

@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "inspect": ("inspect_cmd", "per-block parameter and FLOP table of a spec or checkpoint"),
     "schema": ("schema", "print the JSON Schema of specs"),
     "generate": ("generate", "generate text from a checkpoint (sampling, greedy, beam search)"),
+    "import-hf": ("hf", "read a Hugging Face folder (GPT-2, BERT, LLaMA, T5, Marian) into a spec + checkpoint"),
+    "export-hf": ("hf", "write a checkpoint as a Hugging Face folder that from_pretrained loads"),
     "bench": ("bench", "training-step speed of stackform vs hand-written PyTorch (and peers), side by side"),
 }
 

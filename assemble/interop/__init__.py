@@ -1,0 +1,8 @@
+"""Hugging Face interop: ``import_hf`` / ``export_hf`` for the GPT-2, BERT, LLaMA (and Mistral),
+T5 and Marian families. Reading and writing needs json and safetensors only, never transformers.
+"""
+
+from .convert import FAMILIES, export_hf, find_family, import_hf
+from .files import InteropError
+
+__all__ = ["FAMILIES", "InteropError", "export_hf", "find_family", "import_hf"]

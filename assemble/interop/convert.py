@@ -1,0 +1,189 @@
+"""``import_hf`` (a Hugging Face folder -> a stackform model, spec YAML and checkpoint) and
+``export_hf`` (a stackform model or checkpoint -> a Hugging Face folder). Neither needs transformers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from stackform.registry import StackformError
+from stackform.specs import ModelSpec, Spec, SpecError, load_spec
+from stackform.specs.schema import SCHEMA_ID
+
+from ..build import build_model
+from ..checkpoint import atomic_write, load, save, unique_tensors
+from ..models import StackformModel
+from . import bert, gpt2, llama, marian, t5
+from .family import Config, Family, canonical, differences
+from .files import CONFIG, InteropError, read_config, read_tensors, write_folder
+from .rules import Rule, few
+
+FAMILIES: list[Family] = [gpt2.FAMILY, bert.FAMILY, llama.FAMILY, t5.FAMILY, marian.FAMILY]
+BY_MODEL_TYPE = {model_type: family for family in FAMILIES for model_type in family.model_types}
+
+
+def _without_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    return value
+
+
+def _spec_name(folder: Path) -> str:
+    name = re.sub(r"[^A-Za-z0-9_.\-]", "-", folder.resolve().name).lstrip("-_.")
+    return name or "imported"
+
+
+def family_of(raw: dict[str, Any], where: str) -> Family:
+    """The family of a config.json by its model_type; unknown types raise InteropError."""
+    model_type = raw.get("model_type")
+    family = BY_MODEL_TYPE.get(model_type) if isinstance(model_type, str) else None
+    if family is None:
+        raise InteropError(f"{where}: model_type {model_type!r} is not supported "
+                           f"(supported: {', '.join(sorted(BY_MODEL_TYPE))})")
+    return family
+
+
+def spec_of_config(family: Family, raw: dict[str, Any], where: str, names: set[str] | None,
+                   name: str) -> dict[str, Any]:
+    """The spec (a dict, as spec.yaml shows it) of a config.json of ``family``."""
+    model = family.spec(Config(raw, where, family.name), names)
+    data = {"name": name, "description": f"Imported from a Hugging Face {raw.get('model_type')} model.",
+            "model": _without_none(model)}
+    if model["kind"] == "encoder_decoder":
+        data["train"] = {"data": {"type": "builtin", "name": "copy"}}  # seq2seq trains on pairs
+    return data
+
+
+def _validated(data: dict[str, Any], where: str) -> Spec:
+    try:
+        return load_spec(data)
+    except SpecError as exc:
+        issue = exc.issues[0]
+        raise InteropError(f"{where}: gives an invalid spec: {issue.path}: {issue.message}") from None
+
+
+def _join(rules: list[Rule], tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor],
+          where: str, family: Family, ignored: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    missing = [n for r in rules for n in r.theirs if n not in tensors]
+    if missing:
+        raise InteropError(f"{where}: missing tensors for a {family.name} model with this config: {few(missing)}")
+    used = {n for r in rules for n in r.theirs}
+    extra = sorted(n for n in tensors if n not in used and not any(re.search(p, n) for p in ignored))
+    if extra:
+        raise InteropError(f"{where}: tensors this {family.name} config does not explain: {few(extra)}")
+    state = {}
+    for rule in rules:
+        tensor = rule.join([tensors[n] for n in rule.theirs])
+        want = tuple(expected[rule.ours].shape)
+        if tuple(tensor.shape) != want:
+            shapes = ", ".join(f"{n} {tuple(tensors[n].shape)}" for n in rule.theirs)
+            raise InteropError(f"{where}: {shapes} do not fit the config (stackform's {rule.ours} needs {want})")
+        state[rule.ours] = tensor
+    return state
+
+
+def _floating_dtype(tensors: dict[str, torch.Tensor]) -> torch.dtype:
+    return next((t.dtype for t in tensors.values() if t.dtype.is_floating_point), torch.float32)
+
+
+def import_hf(folder: str | os.PathLike, out: str | os.PathLike | None = None, *, name: str | None = None,
+              dtype: torch.dtype | None = None) -> StackformModel:
+    """Read a Hugging Face folder (config.json + safetensors) of a supported family into a stackform model.
+
+    With ``out``, also write ``out/spec.yaml`` and the checkpoint ``out/model.safetensors``.
+    ``dtype`` defaults to the weights' own. Every problem raises InteropError (a StackformError).
+    """
+    folder = Path(folder)
+    raw = read_config(folder)
+    where = str(folder / CONFIG)
+    family = family_of(raw, where)
+    tensors = family.normalize(read_tensors(folder))
+    data = spec_of_config(family, raw, where, set(tensors), name or _spec_name(folder))
+    spec = _validated(data, where)
+    model = build_model(spec)
+    expected = model.state_dict()
+    state = _join(family.rules(spec.model), tensors, expected, str(folder), family, family.ignored(spec.model))
+    _, tied = unique_tensors(expected)
+    for alias, source in tied.items():
+        state.setdefault(alias, state[source])
+    model.load_state_dict(state, strict=True)
+    model = model.to(dtype or _floating_dtype(tensors)).eval()
+    if out is not None:
+        write_import(model, data, Path(out))
+    return model
+
+
+def write_import(model: StackformModel, data: dict[str, Any], out: Path) -> None:
+    """``out/spec.yaml`` (the readable spec) and ``out/model.safetensors`` (the checkpoint)."""
+    text = f"# yaml-language-server: $schema={SCHEMA_ID}\n" + yaml.safe_dump(data, sort_keys=False)
+    atomic_write(out / "spec.yaml", text.encode())
+    save(model, out / "model.safetensors")
+
+
+def _mismatch(family: Family, model: ModelSpec) -> tuple[int, str]:
+    """(how many differences, the first one) between the spec and what this family's config.json
+    can hold; (0, "") when it fits."""
+    try:
+        config = family.config(model)
+        data = spec_of_config(family, config, "<export>", None, "export")
+        again = load_spec(data).model
+    except (AttributeError, KeyError, TypeError, ValueError, StackformError) as exc:
+        return 1000, f"its config.json cannot be written ({type(exc).__name__}: {exc})"
+    found = differences(canonical(model), canonical(again))
+    if not found:
+        return 0, ""
+    path, ours, theirs = found[0]
+    other_kind = 500 if any(p == "kind" for p, _, _ in found) else 0  # prefer families of the same kind
+    return len(found) + other_kind, f"model.{path}: spec has {ours!r}, {family.name} needs {theirs!r}"
+
+
+def find_family(model: ModelSpec, name: str | None = None) -> Family:
+    """The family that holds this architecture without loss, else InteropError with the closest miss."""
+    families = [f for f in FAMILIES if name is None or name == f.name or name in f.model_types]
+    if not families:
+        raise InteropError(f"unknown family {name!r} (families: {', '.join(f.name for f in FAMILIES)})")
+    misses = []
+    for family in families:
+        count, problem = _mismatch(family, model)
+        if not count:
+            return family
+        misses.append((count, family.name, problem))
+    _, closest, problem = min(misses)
+    if name:
+        raise InteropError(f"cannot export: the spec does not fit the {closest} family: {problem}")
+    raise InteropError(f"cannot export: no Hugging Face family fits this spec; the closest, {closest}, differs at "
+                       f"{problem}")
+
+
+def export_hf(model: "StackformModel | str | os.PathLike", out: str | os.PathLike, *,
+              family: str | None = None) -> Path:
+    """Write a Hugging Face folder (config.json, generation_config.json, model.safetensors) for a
+    stackform model or checkpoint of a supported family; ``AutoModel*.from_pretrained(out)`` loads it.
+    """
+    if not isinstance(model, torch.nn.Module):
+        model = load(model)
+    spec = getattr(model, "spec", None)
+    if spec is None:
+        raise InteropError("export_hf: only models built by stackform can be exported (no .spec)")
+    found = find_family(spec.model, family)
+    state, tied = unique_tensors(model.state_dict())
+    tensors: dict[str, torch.Tensor] = {}
+    used = set()
+    for rule in found.rules(spec.model):
+        ours = tied.get(rule.ours, rule.ours)
+        used.add(ours)
+        tensors.update(zip(rule.theirs, rule.split(state[ours])))
+    left = sorted(set(state) - used)
+    if left:
+        raise InteropError(f"export_hf: the {found.name} mapping has no place for: {few(left)}")
+    dtype = _floating_dtype(tensors)
+    dtype_name = str(dtype).removeprefix("torch.")
+    config = _without_none(found.config(spec.model)) | {"dtype": dtype_name, "torch_dtype": dtype_name}
+    return write_folder(out, config, tensors, found.generation(spec.model))
+

@@ -1,0 +1,130 @@
+"""Tiny, randomly initialized Hugging Face models of every supported family (never a download).
+
+Every parameter (and Marian's logits-bias buffer) gets random noise, so a bias or norm
+mapped to the wrong place changes the logits; zero-initialized biases would hide it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+VOCAB = 101  # odd on purpose
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    family: str  # gpt2 | bert | llama | t5 | marian
+    kind: str  # decoder | encoder | encoder_decoder
+    make: Callable[[], Any]
+
+
+def _gpt2(**kw: Any) -> Callable[[], Any]:
+    def make():
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        base = dict(vocab_size=VOCAB, n_positions=40, n_embd=32, n_layer=2, n_head=4, bos_token_id=1, eos_token_id=2)
+        return GPT2LMHeadModel(GPT2Config(**(base | kw)))
+    return make
+
+
+def _bert(**kw: Any) -> Callable[[], Any]:
+    def make():
+        from transformers import BertConfig, BertForMaskedLM
+
+        base = dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                    intermediate_size=64, max_position_embeddings=40, pad_token_id=0)
+        return BertForMaskedLM(BertConfig(**(base | kw)))
+    return make
+
+
+def _llama(mistral: bool = False, **kw: Any) -> Callable[[], Any]:
+    def make():
+        from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
+
+        base = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                    num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                    bos_token_id=1, eos_token_id=2)
+        if mistral:
+            return MistralForCausalLM(MistralConfig(**(base | kw)))
+        return LlamaForCausalLM(LlamaConfig(**(base | kw)))
+    return make
+
+
+def _t5(**kw: Any) -> Callable[[], Any]:
+    def make():
+        from transformers import T5Config, T5ForConditionalGeneration
+
+        base = dict(vocab_size=VOCAB, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
+                    pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+        return T5ForConditionalGeneration(T5Config(**(base | kw)))
+    return make
+
+
+def _marian(**kw: Any) -> Callable[[], Any]:
+    def make():
+        from transformers import MarianConfig, MarianMTModel
+
+        base = dict(vocab_size=VOCAB, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+                    decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64,
+                    max_position_embeddings=64, pad_token_id=VOCAB - 1, decoder_start_token_id=VOCAB - 1,
+                    eos_token_id=0, forced_eos_token_id=None)
+        return MarianMTModel(MarianConfig(**(base | kw)))
+    return make
+
+
+CASES = [
+    Case("gpt2-tied", "gpt2", "decoder", _gpt2()),
+    Case("gpt2-untied-3heads-gelu", "gpt2", "decoder",
+         _gpt2(n_embd=48, n_head=3, n_layer=1, n_inner=72, activation_function="gelu", tie_word_embeddings=False)),
+    Case("gpt2-6heads-relu-unscaled", "gpt2", "decoder",
+         _gpt2(n_embd=36, n_head=6, activation_function="relu", scale_attn_weights=False)),
+    Case("bert-tied", "bert", "encoder", _bert()),
+    Case("bert-untied-6heads-3types", "bert", "encoder",
+         _bert(hidden_size=48, num_attention_heads=6, num_hidden_layers=1, intermediate_size=80, type_vocab_size=3,
+               hidden_act="gelu_new", tie_word_embeddings=False)),
+    Case("llama-gqa2-untied", "llama", "decoder", _llama()),
+    Case("llama-mqa-tied-headdim-llama3", "llama", "decoder",
+         _llama(hidden_size=48, num_attention_heads=6, num_key_value_heads=1, head_dim=16, tie_word_embeddings=True,
+                rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+                                 "high_freq_factor": 4.0, "original_max_position_embeddings": 16})),
+    Case("llama-mha-biases-linear-rope", "llama", "decoder",
+         _llama(num_key_value_heads=4, attention_bias=True, mlp_bias=True, num_hidden_layers=1,
+                rope_parameters={"rope_type": "linear", "rope_theta": 10000.0, "factor": 2.0})),
+    Case("mistral-window4", "llama", "decoder", _llama(mistral=True, sliding_window=4)),
+    Case("t5-relu-rescaled", "t5", "encoder_decoder", _t5()),
+    Case("t5-gated-3heads-kv12-v1.1", "t5", "encoder_decoder",
+         _t5(num_heads=3, d_kv=12, feed_forward_proj="gated-gelu", tie_word_embeddings=False, num_decoder_layers=1,
+             relative_attention_num_buckets=8, relative_attention_max_distance=12)),
+    Case("marian-shared-scaled-swish", "marian", "encoder_decoder",
+         _marian(scale_embedding=True, activation_function="swish")),
+    Case("marian-unshared-untied-6heads", "marian", "encoder_decoder",
+         _marian(d_model=48, encoder_attention_heads=6, decoder_attention_heads=6, decoder_layers=1,
+                 decoder_ffn_dim=80, activation_function="relu", share_encoder_decoder_embeddings=False,
+                 tie_word_embeddings=False)),
+]
+BY_ID = {case.id: case for case in CASES}
+
+
+def build(case: Case, seed: int = 0) -> Any:
+    """The Hugging Face model of ``case`` with noise on every parameter, in eval mode."""
+    torch.manual_seed(seed)
+    model = case.make()
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.requires_grad:  # not Marian's frozen sinusoidal table, which is computed, not saved
+                param.add_(torch.randn_like(param) * 0.1)
+        for name, buffer in model.named_buffers():
+            if name.endswith("final_logits_bias"):
+                buffer.copy_(torch.randn_like(buffer) * 0.1)
+    return model.eval()
+
+
+def save_hf(case: Case, folder, seed: int = 0) -> Any:
+    """Build, save (safetensors) and return the Hugging Face model of ``case``."""
+    model = build(case, seed)
+    model.save_pretrained(folder)
+    return model

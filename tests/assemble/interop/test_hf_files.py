@@ -1,0 +1,156 @@
+"""Import/export without transformers: folders written by export_hf read back to the same model,
+and every bad folder or unfit spec is one clear StackformError line.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from stackform.assemble import StackformError, assemble, export_hf, import_hf, save
+from stackform.assemble.cli import main
+from stackform.assemble.interop import FAMILIES, InteropError, find_family
+
+TINY = {"vocab_size": 61, "max_len": 24, "d_model": 32, "n_heads": 4, "n_layers": 2}
+SPECS = {
+    "gpt2": {"kind": "decoder", "positional": "learned", "norm": {"type": "layernorm"},
+             "ffn": {"type": "mlp", "activation": "gelu_tanh", "hidden": 64}, "bos_id": 1, "eos_id": 2},
+    "llama": {"kind": "decoder", "positional": {"type": "rope", "scaling": {"type": "llama3", "factor": 4.0}},
+              "norm": "rmsnorm", "attention": {"type": "gqa", "n_kv_heads": 2, "bias": False},
+              "ffn": {"type": "swiglu", "hidden": 48}, "tie_embeddings": False},
+    "bert": {"kind": "encoder", "residual": "post", "norm": {"type": "layernorm", "eps": 1e-12},
+             "ffn": {"type": "mlp", "hidden": 64}, "mask": ["padding"], "token_type": "learned",
+             "embedding_norm": {"type": "layernorm", "eps": 1e-12}, "head": "mlm", "pad_id": 0},
+    "t5": {"kind": "encoder_decoder", "positional": {"type": "relative_bias", "num_buckets": 8, "max_distance": 16},
+           "norm": "rmsnorm", "attention": {"type": "mha", "bias": False, "scale": 1.0},
+           "ffn": {"type": "mlp", "activation": "relu", "hidden": 64, "bias": False}, "share_embeddings": True,
+           "head": {"type": "linear", "rescale": True}, "pad_id": 0, "bos_id": 0, "eos_id": 1},
+    "marian": {"kind": "encoder_decoder", "positional": {"type": "sinusoidal", "layout": "halves"},
+               "residual": "post", "ffn": {"type": "mlp", "activation": "silu", "hidden": 64},
+               "scale_embeddings": True, "share_embeddings": True, "head": {"type": "linear", "bias": True},
+               "pad_id": 60, "bos_id": 60, "eos_id": 0},
+}
+
+
+def _model(family: str, **changes):
+    model = {**TINY, **SPECS[family], **changes}
+    train = {"train": {"data": {"type": "builtin", "name": "copy"}}} if model["kind"] == "encoder_decoder" else {}
+    net = assemble({"name": f"tiny-{family}", "model": model, **train}, seed=0)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.1)  # biases and norms away from 0 and 1
+    return net.eval()
+
+
+def _args(model):
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(3, 59, (2, 7), generator=g)
+    return (ids, ids[:, :5]) if model.spec.model.kind == "encoder_decoder" else (ids,)
+
+
+@pytest.mark.parametrize("family", sorted(SPECS))
+def test_export_then_import_is_the_same_model(family, tmp_path):
+    model = _model(family)
+    assert find_family(model.spec.model).name == family
+    export_hf(model, tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model_type"] in next(f for f in FAMILIES if f.name == family).model_types
+    again = import_hf(tmp_path)
+    with torch.no_grad():
+        assert torch.equal(again(*_args(again)), model(*_args(model)))
+
+
+def test_cli_import_and_export(tmp_path, capsys):
+    model = _model("llama")
+    save(model, tmp_path / "ckpt.safetensors")
+    assert main(["export-hf", str(tmp_path / "ckpt.safetensors"), "--out", str(tmp_path / "hf")]) == 0
+    assert main(["import-hf", str(tmp_path / "hf"), "--out", str(tmp_path / "back"), "--name", "again"]) == 0
+    assert (tmp_path / "back" / "spec.yaml").read_text().startswith("# yaml-language-server: $schema=")
+    assert set(load_file(tmp_path / "back" / "model.safetensors")) == set(model.state_dict())
+    assert main(["import-hf", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
+    assert "missing: no such folder" in capsys.readouterr().err
+
+
+def _folder(tmp_path, family="gpt2"):
+    export_hf(_model(family), tmp_path / "hf")
+    return tmp_path / "hf"
+
+
+def _edit_config(folder, **changes):
+    path = folder / "config.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | changes))
+
+
+def _edit_tensors(folder, edit):
+    path = folder / "model.safetensors"
+    tensors = load_file(path)
+    edit(tensors)
+    save_file(tensors, path)
+
+
+def _error(folder) -> str:
+    with pytest.raises(InteropError) as info:
+        import_hf(folder)
+    assert isinstance(info.value, StackformError) and "\n" not in str(info.value)
+    return str(info.value)
+
+
+def test_not_a_model_folder(tmp_path):
+    assert "no config.json" in _error(tmp_path)
+    (tmp_path / "config.json").write_text("{not json")
+    assert "config.json: not valid JSON" in _error(tmp_path)
+
+
+def test_unknown_model_type_names_the_supported_ones(tmp_path):
+    folder = _folder(tmp_path)
+    _edit_config(folder, model_type="gpt_neox")
+    assert "model_type 'gpt_neox' is not supported (supported: bert, gpt2, llama, marian, mistral, t5)" in _error(folder)
+
+
+def test_pickled_weights_are_refused(tmp_path):
+    folder = _folder(tmp_path)
+    (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
+    assert "reads safetensors only" in _error(folder)
+
+
+def test_missing_unexplained_and_misshaped_tensors(tmp_path):
+    folder = _folder(tmp_path)
+    _edit_tensors(folder, lambda t: t.pop("transformer.h.1.ln_2.bias"))
+    assert "missing tensors for a gpt2 model with this config: transformer.h.1.ln_2.bias" in _error(folder)
+    _edit_tensors(folder, lambda t: t.update({"transformer.h.1.ln_2.bias": torch.zeros(32), "extra.w": torch.zeros(1)}))
+    assert "tensors this gpt2 config does not explain: extra.w" in _error(folder)
+    _edit_tensors(folder, lambda t: (t.pop("extra.w"), t.update({"transformer.wpe.weight": torch.zeros(5, 32)})))
+    assert "transformer.wpe.weight (5, 32) do not fit the config" in _error(folder)
+
+
+def test_unsupported_settings_name_the_key(tmp_path):
+    folder = _folder(tmp_path, "llama")
+    _edit_config(folder, rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 2.0})
+    assert "rope type 'yarn' is not supported for llama (supported: default, linear, llama3)" in _error(folder)
+    _edit_config(folder, rope_parameters=None, rope_scaling=None, hidden_act="mish")
+    assert "hidden_act 'mish' is not supported" in _error(folder)
+    _edit_config(folder, hidden_act="silu", num_hidden_layers=None)
+    assert "missing 'num_hidden_layers' (a llama config needs it)" in _error(folder)
+
+
+def test_config_that_gives_an_invalid_spec(tmp_path):
+    folder = _folder(tmp_path, "llama")
+    _edit_config(folder, num_key_value_heads=3)
+    assert "gives an invalid spec: model.attention: n_heads (4) must be divisible by n_kv_heads (3)" in _error(folder)
+
+
+def test_sharded_index_with_a_missing_shard(tmp_path):
+    folder = _folder(tmp_path)
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"a": "shard-1.safetensors"}}))
+    assert "lists shards that are not in the folder: shard-1.safetensors" in _error(folder)
+
+
+def test_specs_no_family_holds_are_refused_with_the_closest_difference(tmp_path):
+    model = _model("gpt2", attention={"type": "mha", "window": 4})
+    with pytest.raises(InteropError, match=r"the closest, gpt2, differs at model\.decoder\.layers\.0\.attention\.window"):
+        export_hf(model, tmp_path)
+    with pytest.raises(InteropError, match="does not fit the t5 family"):
+        export_hf(_model("gpt2"), tmp_path, family="t5")
