@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -72,10 +73,9 @@ def _merge(base: Source, child: Source) -> Source:
 
 def _read_with_extends(path: Path, display: str, stack: tuple[str, ...]) -> Source:
     real = os.path.realpath(path)
-    if real in stack:
-        chain = " -> ".join(os.path.basename(p) for p in stack + (real,))
-        raise SpecError.at(display, f"circular extends: {chain}")
     src = read_yaml(str(path), display)
+    if src.data is None:
+        raise SpecError.at(display, "the file is empty (no YAML content)", 1, 1)
     if not isinstance(src.data, dict):
         raise SpecError.at(display, f"a spec must be a mapping of keys, not {type(src.data).__name__}", 1, 1)
     parent = src.data.pop("extends", None)
@@ -89,6 +89,10 @@ def _read_with_extends(path: Path, display: str, stack: tuple[str, ...]) -> Sour
     except SpecError as exc:
         file, line, col = src.values[("extends",)]
         raise SpecError.at(file, f"'{parent}': {exc.issues[0].message}", line, col, "extends") from None
+    if os.path.realpath(base_path) in stack + (real,):
+        chain = " -> ".join(os.path.basename(p) for p in stack + (real, os.path.realpath(base_path)))
+        file, line, col = src.values[("extends",)]
+        raise SpecError.at(file, f"circular extends: {chain}", line, col, "extends")
     base = _read_with_extends(base_path, _display(base_path), stack + (real,))
     src.values = {p: v for p, v in src.values.items() if p[:1] != ("extends",)}
     src.keys = {p: v for p, v in src.keys.items() if p[:1] != ("extends",)}
@@ -156,19 +160,32 @@ def _issue(src: Source, path: tuple, message: str, key: bool = False) -> Issue:
     return Issue(file, line, col, ".".join(map(str, path)), message)
 
 
+_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def _import_plugins(plugins: Any, src: Source) -> None:
+    """Import the modules a spec names under ``plugins:`` (wrong types are left to validation)."""
+    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
+        return
+    for i, module in enumerate(plugins):
+        if not _MODULE.fullmatch(module):
+            raise SpecError([_issue(src, ("plugins", i), f"'{module}' is not a module name like my_package.blocks")])
+        try:
+            registry.import_plugins([module])
+        except registry.RegistryError as exc:
+            raise SpecError([_issue(src, ("plugins", i), str(exc))]) from None
+        except Exception as exc:  # the plugin's own code failed while importing
+            problem = f"plugin module '{module}' failed while importing: {type(exc).__name__}: {exc}"
+            raise SpecError([_issue(src, ("plugins", i), problem)]) from None
+
+
 def validate_source(src: Source) -> Spec:
     """Validate a raw document (with positions) into a Spec, or raise SpecError."""
     data = src.data
     if not isinstance(data, dict):
         file = next(iter(src.values.values()), ("<spec>",))[0]
         raise SpecError.at(file, f"a spec must be a mapping of keys, not {type(data).__name__}")
-    plugins = data.get("plugins") or []
-    if isinstance(plugins, list) and all(isinstance(p, str) for p in plugins):
-        for i, module in enumerate(plugins):
-            try:
-                registry.import_plugins([module])
-            except registry.RegistryError as exc:
-                raise SpecError([_issue(src, ("plugins", i), str(exc))]) from None
+    _import_plugins(data.get("plugins"), src)
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:

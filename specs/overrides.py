@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 from .errors import SpecError
-from .source import Source, scalar
+from .source import Source, path_part, scalar
 
 
 def _parse(text: str) -> tuple[list, object, int]:
@@ -17,11 +17,11 @@ def _parse(text: str) -> tuple[list, object, int]:
     if not key or any(not part for part in key.split(".")):
         raise SpecError.at(label, f"'{key}' is not a dotted path like model.d_model", 1, 1)
     try:
-        value = scalar(value_text)
-    except Exception as exc:  # a YAML error in the value
-        problem = getattr(exc, "problem", str(exc))
+        value = scalar(value_text, label)
+    except SpecError as exc:  # a YAML error in the value
+        problem = exc.issues[0].message.removeprefix("YAML syntax error: ")
         raise SpecError.at(label, f"bad value '{value_text}': {problem}", 1, len(key) + 2, key) from None
-    parts: list = [int(p) if p.lstrip("-").isdigit() else p for p in key.split(".")]
+    parts: list = [path_part(p) for p in key.split(".")]
     return parts, value, len(key) + 2
 
 
@@ -33,7 +33,7 @@ def apply_override(src: Source, text: str) -> Source:
 
 def apply_value(src: Source, dotted: str, value: object) -> Source:
     """Set ``dotted`` (``model.d_model``) to a Python value, like an override."""
-    parts: list = [int(p) if p.lstrip("-").isdigit() else p for p in dotted.split(".")]
+    parts: list = [path_part(p) for p in dotted.split(".")]
     return _set(src, parts, value, f"argument {dotted}={value!r}", len(dotted) + 2)
 
 
