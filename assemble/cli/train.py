@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stackform.assemble.train import train
+    from stackform.assemble.train.run import train
 
     specs = [a for a in args.args if "=" not in a]
     overrides = [a for a in args.args if "=" in a]
