@@ -14,7 +14,9 @@ CHUNK_ROWS = 8192  # rows of hidden states turned into logits at a time
 
 def _ce_sum(head: nn.Module, hidden: torch.Tensor, targets: torch.Tensor, label_smoothing: float) -> torch.Tensor:
     logits = head(hidden)  # [rows, vocab]
-    return F.cross_entropy(logits.float(), targets, reduction="sum", label_smoothing=label_smoothing)
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()
+    return F.cross_entropy(logits, targets, reduction="sum", label_smoothing=label_smoothing)
 
 
 def chunked_cross_entropy(
@@ -41,7 +43,7 @@ def chunked_cross_entropy(
     if n <= chunk_rows:
         return _ce_sum(head, h, y, label_smoothing), n
     recompute = torch.is_grad_enabled()
-    total = hidden.new_zeros((), dtype=torch.float32)
+    total = 0
     for start in range(0, n, chunk_rows):
         h_chunk, y_chunk = h[start:start + chunk_rows], y[start:start + chunk_rows]
         if recompute:

@@ -130,6 +130,8 @@ def train(
     run = Run(spec, model, torch.compile(model) if spec.train.compile else model, task, optimizer, scaler,
               device, amp_dtype, out, MetricsLog(out / "metrics.jsonl", counters.step if resume_dir else None),
               console, counters, unigram)
+    if resume_dir is not None and out == resume_dir:
+        run.last_save_step = counters.step  # its checkpoint is the last good one
     console.line(header(run, resumed=resume_dir is not None))
     trainer = Trainer(run)
     try:

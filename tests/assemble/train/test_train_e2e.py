@@ -1,0 +1,107 @@
+"""`stackform train` end to end on tiny specs: every file of the run folder, metrics, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from stackform.assemble import TrainingError, load, load_spec, train
+from stackform.assemble.cli import main
+from stackform.assemble.train import RUN_FILES
+
+
+def _write(tmp_path, spec: dict):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_cli_train_writes_every_file(tmp_path, make_spec, capsys, monkeypatch):
+    path = _write(tmp_path, make_spec())
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", str(path), "train.steps=5", "model.d_model=16"]) == 0
+    out, err = capsys.readouterr()
+    run = tmp_path / "runs" / "tiny-decoder"  # default out_dir: runs/<name> in the current directory
+    assert sorted(p.name for p in run.iterdir()) == sorted(RUN_FILES)
+    assert "bits per byte" in out and str(run.relative_to(tmp_path)) in out
+    assert "step 2/5" in err and "val" in err  # plain log lines (stderr is not a terminal)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    train_lines = [r for r in records if r["split"] == "train"]
+    val_lines = [r for r in records if r["split"] == "val"]
+    assert [r["step"] for r in train_lines] == [2, 4, 5] and [r["step"] for r in val_lines] == [3, 5]
+    for r in train_lines:
+        assert {"loss", "lr", "tokens_per_s", "elapsed_s"} <= r.keys() and r["tokens_per_s"] > 0
+    assert {"loss", "ppl", "bpb", "elapsed_s"} <= val_lines[-1].keys()
+    model = load(run)
+    assert model.spec.model.d_model == 16 and model.spec.train.steps == 5
+    from stackform.assemble.checkpoint import read_checkpoint
+
+    assert read_checkpoint(run / "model.safetensors")[1]["step"] == "5"
+    rerun = load_spec(run / "spec.yaml")  # the resolved spec reruns as it is
+    assert rerun == model.spec
+    assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert len((run / "samples.txt").read_text().strip().split("\n\n")) == 2
+
+
+def test_cli_errors_are_one_line(tmp_path, make_spec, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = _write(tmp_path, make_spec(steps=2, schedule={"type": "constant", "warmup": 0}))
+    assert main(["train", str(path), "train.task=mlm"]) == 2
+    err = capsys.readouterr().err
+    assert "train.task: task mlm does not fit model.kind decoder (use causal_lm)" in err
+    assert len(err.strip().splitlines()) == 1
+    assert main(["train", str(path), "--quiet"]) == 0
+    assert main(["train", str(path), "--quiet"]) == 2  # the run is there: nothing is overwritten
+    assert "already holds a run" in capsys.readouterr().err
+    assert main(["train", str(path), "--quiet", "--overwrite"]) == 0
+    assert main(["train"]) == 2 and "give a spec" in capsys.readouterr().err
+
+
+def test_mlm_reports_the_unigram_baseline(tmp_path, make_spec):
+    result = train(make_spec("encoder", steps=4), out_dir=tmp_path / "run", quiet=True)
+    assert result.metrics["unigram_loss"] > 0 and result.metrics["loss"] > 0
+    assert "filled" in (tmp_path / "run" / "samples.txt").read_text()
+
+
+def test_seq2seq_reports_exact_match(tmp_path, make_spec):
+    result = train(make_spec("encoder_decoder", steps=4, label_smoothing=0.1), out_dir=tmp_path / "run", quiet=True)
+    assert 0.0 <= result.metrics["exact_match"] <= 1.0
+    assert "->" in (tmp_path / "run" / "samples.txt").read_text()
+
+
+def test_time_budget_stops_and_saves(tmp_path, make_spec):
+    result = train(make_spec(steps=1000, max_minutes=1e-6), out_dir=tmp_path / "run", quiet=True)
+    assert result.stopped == "time budget" and result.step < 1000
+    assert (tmp_path / "run" / "model.safetensors").is_file()
+
+
+def _nan_from_step(monkeypatch, step: int):
+    import stackform.assemble.train.loop as loop
+
+    real = loop.Trainer.train_step
+
+    def train_step(self, s):
+        loss, norm, tokens, lr = real(self, s)
+        return (loss * float("nan") if s >= step else loss), norm, tokens, lr
+
+    monkeypatch.setattr(loop.Trainer, "train_step", train_step)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, make_spec, monkeypatch):
+    train(make_spec(steps=2, schedule={"type": "constant", "warmup": 0}), out_dir=tmp_path / "run", quiet=True)
+    good = load(tmp_path / "run").state_dict()
+    _nan_from_step(monkeypatch, 3)
+    with pytest.raises(TrainingError, match=r"step 3: the loss is nan .*last good checkpoint \(step 2\)"):
+        train(resume=tmp_path / "run", overrides=["train.steps=6", "train.save_every=2"], quiet=True)
+    after = load(tmp_path / "run").state_dict()
+    assert all((after[k] == v).all() for k, v in good.items())
+
+
+def test_on_nan_skip_counts_skipped_steps(tmp_path, make_spec, monkeypatch):
+    _nan_from_step(monkeypatch, 4)
+    result = train(make_spec(steps=5, on_nan="skip"), out_dir=tmp_path / "run", quiet=True)
+    assert result.step == 5
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert records[-2]["split"] == "train" and records[-2]["skipped"] == 2

@@ -1,0 +1,44 @@
+"""The chunked cross-entropy over the head equals the plain loss, in value and gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from stackform.assemble.data import IGNORE
+from stackform.assemble.train.loss import chunked_cross_entropy
+from stackform.blocks import LMHead
+
+
+@pytest.mark.parametrize("chunk_rows", [5, 10_000])  # many chunks (recomputed in backward) or one
+@pytest.mark.parametrize("select", [False, True])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_matches_plain_cross_entropy(chunk_rows, select, smoothing):
+    torch.manual_seed(0)
+    head = LMHead(16, 37).double()
+    hidden = torch.randn(3, 11, 16, dtype=torch.float64, requires_grad=True)
+    labels = torch.randint(0, 37, (3, 11))
+    if select:
+        labels[0, :4] = IGNORE
+        labels[2, 7:] = IGNORE
+    total, n = chunked_cross_entropy(head, hidden, labels, label_smoothing=smoothing, select=select,
+                                     chunk_rows=chunk_rows)
+    (total / n).backward()
+    got = hidden.grad.clone(), head.weight.grad.clone()
+    hidden.grad = head.weight.grad = None
+    plain = F.cross_entropy(head(hidden).transpose(1, 2), labels, ignore_index=IGNORE, label_smoothing=smoothing)
+    plain.backward()
+    assert n == int((labels != IGNORE).sum())
+    assert torch.allclose(total / n, plain, atol=1e-12)
+    assert torch.allclose(got[0], hidden.grad, atol=1e-12) and torch.allclose(got[1], head.weight.grad, atol=1e-12)
+
+
+def test_selection_projects_only_the_labelled_rows():
+    calls = []
+    head = LMHead(8, 11)
+    head.register_forward_hook(lambda m, args, out: calls.append(args[0].shape[0]))
+    labels = torch.full((2, 10), IGNORE)
+    labels[0, 3] = labels[1, 9] = 4
+    chunked_cross_entropy(head, torch.randn(2, 10, 8), labels, select=True)
+    assert calls == [2]
