@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch.nn.functional as F
 from torch import nn
 
-from stackform.blocks import LMHead, MultiHeadAttention, TokenEmbedding
+from stackform.blocks import LMHead, MultiHeadAttention, Stack, TokenEmbedding
+from stackform.registry import StackformError
 
 from .models import StackformModel
+
+
+class InspectError(StackformError, ValueError):
+    """Bad input to ``stackform inspect`` (a flag out of range)."""
 
 
 @dataclass
@@ -63,10 +69,79 @@ def block_rows(model: StackformModel, context: int | None = None) -> list[Row]:
     return rows
 
 
-def training_memory(model: StackformModel, batch: int, seq: int, bytes_per_param: int = 4) -> dict[str, int]:
-    """A rough training-memory estimate in bytes: weights, gradients, AdamW moments, activations."""
-    spec = model.spec.model
+PRECISION_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+
+
+def _norm_elements(module: nn.Module, d_model: int) -> int:
+    """LayerNorm keeps its input; RMSNorm (decomposed) its input and the normalized value."""
+    if isinstance(module, nn.LayerNorm):
+        return d_model
+    if isinstance(module, nn.RMSNorm) or getattr(module, "block_kind", None) == "norm":
+        return 2 * d_model  # a per-head q/k norm covers about d_model elements per token too
+    return 0
+
+
+def _ffn_extra(ffn: nn.Module) -> int:
+    """Elements per token an FFN saves beyond its linears' inputs: the pre-activation (GELU, SiLU;
+    ReLU keeps only its output, the next linear's input), and for gated FFNs the gate."""
+    linears = [m for m in ffn.modules() if isinstance(m, nn.Linear)]
+    if len(linears) < 2:
+        return 0
+    first, last = linears[0], linears[-1]
+    if first.out_features == 2 * last.in_features:  # gated: [gate | up] and the activated gate
+        return first.out_features + last.in_features
+    return 0 if getattr(ffn, "act", None) is F.relu else first.out_features
+
+
+def _stacks(model: StackformModel) -> list[Stack]:
+    return [s for s in (getattr(model, a, None) for a in ("stack", "encoder", "decoder")) if isinstance(s, Stack)]
+
+
+def activation_elements(model: StackformModel) -> tuple[int, int]:
+    """(activation elements saved for backward per token, dropout-mask bytes per token).
+
+    Counted per module: every Linear keeps its input (in_features), a LayerNorm its input
+    (d_model), an RMSNorm also the normalized value (2 d_model), every attention its q, k, v,
+    output and one softmax statistic per head (the fused SDPA kernels; the explicit path
+    would add heads x keys), rotary stacks the rotated q and k, a decoder with
+    cross-attention the encoder output once, every FFN its pre-activation (and gate);
+    an active dropout keeps a 1-byte mask of d_model per token.
+    """
+    d = model.spec.model.d_model
+    elements, masks = 0, 0
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            elements += module.in_features
+        elif isinstance(module, MultiHeadAttention):
+            elements += 2 * module.q_size + 2 * module.kv_size + module.n_heads
+            if module.cross:
+                elements -= module.kv.in_features  # the encoder output: one tensor, counted once below
+        elif getattr(module, "block_kind", None) == "ffn":
+            elements += _ffn_extra(module)
+        elif isinstance(module, nn.Dropout) and module.p > 0:
+            masks += d
+        else:
+            elements += _norm_elements(module, d)
+    for stack in _stacks(model):
+        layers = list(stack.layers)
+        if stack.positional.rotates:
+            elements += sum(layer.self_attn.q_size + layer.self_attn.kv_size for layer in layers)
+        if any(layer.cross_attn is not None for layer in layers):
+            elements += d
+    return elements, masks
+
+
+def training_memory(model: StackformModel, batch: int, seq: int, precision: str = "fp32") -> dict[str, int]:
+    """A training-memory estimate in bytes for AdamW at ``batch`` x ``seq`` tokens.
+
+    weights = gradients = 4 N (fp32 master weights, also under bf16/fp16 autocast);
+    adamw = 8 N (two fp32 moments); activations = batch * seq * (A * a + M + 8 V), with
+    A, M from ``activation_elements``, a = 4 bytes (fp32) or 2 (bf16/fp16 autocast) and
+    8 V for the fp32 logits and log-probabilities of the loss. Encoder-decoders count
+    ``seq`` tokens on each side. Temporaries, allocator slack and the CUDA context are not counted.
+    """
     n = model.num_parameters()
-    layers = sum(len(s.layers) for s in (getattr(model, a, None) for a in ("stack", "encoder", "decoder")) if s)
-    act = batch * seq * spec.d_model * layers * 34 * 2 // 4 + batch * seq * spec.vocab_size * bytes_per_param
-    return {"weights": n * bytes_per_param, "gradients": n * bytes_per_param, "adamw": 2 * n * 4, "activations": act}
+    per_token, masks = activation_elements(model)
+    tokens = batch * seq
+    act = tokens * (per_token * PRECISION_BYTES[precision] + masks + 8 * model.spec.model.vocab_size)
+    return {"weights": 4 * n, "gradients": 4 * n, "adamw": 8 * n, "activations": act}

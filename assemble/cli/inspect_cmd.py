@@ -1,4 +1,7 @@
-"""``stackform inspect SPEC_OR_CKPT``: per-block table, totals and FLOPs per token."""
+"""``stackform inspect SPEC_OR_CKPT``: per-block table, totals, FLOPs per token, a training-memory
+estimate and, with ``--diagram``, a picture of the architecture. The model is built on the meta
+device, so huge specs cost no memory.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,8 @@ import argparse
 import os
 
 from stackform.assemble.build import assemble
-from stackform.assemble.checkpoint import read_checkpoint, spec_of
-from stackform.assemble.inspect import block_rows
+from stackform.assemble.inspect import PRECISION_BYTES, InspectError, block_rows, training_memory
+from stackform.assemble.models import StackformModel
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -15,6 +18,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. model.n_layers=2")
     p.add_argument("--context", type=int, help="tokens of context for attention FLOPs (default max_len)")
     p.add_argument("--all", action="store_true", help="list every block, not a summary of repeated layers")
+    p.add_argument("--batch", type=int, metavar="B", help="sequences per step for the memory estimate "
+                   "(default train.batch_size)")
+    p.add_argument("--seq", type=int, metavar="T", help="tokens per sequence for the memory estimate "
+                   "(default train.seq_len, else max_len)")
+    p.add_argument("--precision", choices=sorted(PRECISION_BYTES), default="fp32",
+                   help="activation precision: fp32, or bf16/fp16 autocast (weights stay fp32)")
+    p.add_argument("--diagram", metavar="FILE", help="draw the architecture to FILE (.svg, .png or .pdf)")
 
 
 def _human(n: float) -> str:
@@ -24,16 +34,28 @@ def _human(n: float) -> str:
     return str(int(n))
 
 
+def _bytes(n: float) -> str:
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{int(n)} B"
+
+
 def _load_spec(name: str):
     if name.endswith(".safetensors") or os.path.isdir(name):
-        _, metadata = read_checkpoint(name)
-        return spec_of(metadata, name)
+        from stackform.assemble.viz.runs import checkpoint_spec
+
+        return checkpoint_spec(name)
     return name
 
 
-def run(args: argparse.Namespace) -> int:
-    model = assemble(_load_spec(args.spec), overrides=args.overrides, device="meta")
-    rows = block_rows(model, args.context)
+def _positive(value: int | None, flag: str) -> None:
+    if value is not None and value < 1:
+        raise InspectError(f"{flag} {value}: must be a positive number of tokens or sequences")
+
+
+def print_table(model: StackformModel, context: int | None, show_all: bool) -> None:
+    rows = block_rows(model, context)
     spec = model.spec
     print(f"{spec.name}: {spec.model.kind}, d_model {spec.model.d_model}, {spec.model.n_heads} heads, "
           f"vocab {spec.model.vocab_size}, max_len {spec.model.max_len}")
@@ -41,16 +63,46 @@ def run(args: argparse.Namespace) -> int:
     shown = 0
     for row in rows:
         layer = row.path.split(".layers.")
-        if not args.all and len(layer) > 1 and not layer[1].startswith("0."):
+        if not show_all and len(layer) > 1 and not layer[1].startswith("0."):
             continue  # layers repeat: show layer 0, count all
         print(f"{row.path:<44} {row.type:<22} {_human(row.params):>10} {_human(row.flops):>12}")
         shown += 1
-    if not args.all and shown < len(rows):
+    if not show_all and shown < len(rows):
         print(f"({len(rows) - shown} more blocks in layers 1.. not shown; --all lists them)")
     total = model.num_parameters()
     embed = sum(r.params for r in rows if r.type == "embedding" or r.path.endswith("positional"))
     forward = sum(r.flops for r in rows)
     print(f"parameters: {total:,} ({_human(total)}), without embeddings {total - embed:,}")
     print(f"FLOPs per token: forward {_human(forward)}, training (x3) {_human(3 * forward)} "
-          f"at context {args.context or spec.model.max_len}")
+          f"at context {context or spec.model.max_len}")
+
+
+def print_memory(model: StackformModel, batch: int, seq: int, precision: str) -> None:
+    memory = training_memory(model, batch, seq, precision)
+    print(f"training memory (AdamW, {precision} activations) at batch {batch} x seq {seq}:")
+    names = {"weights": "weights (fp32)", "gradients": "gradients (fp32)", "adamw": "AdamW moments (2 x fp32)",
+             "activations": "activations"}
+    for key, label in names.items():
+        print(f"  {label:<26} {_bytes(memory[key]):>12}")
+    print(f"  {'total':<26} {_bytes(sum(memory.values())):>12}")
+
+
+def run(args: argparse.Namespace) -> int:
+    for value, flag in ((args.context, "--context"), (args.batch, "--batch"), (args.seq, "--seq")):
+        _positive(value, flag)
+    if args.diagram:
+        from stackform.assemble.viz.figure import check_image_path
+
+        check_image_path(args.diagram, "--diagram")
+    model = assemble(_load_spec(args.spec), overrides=args.overrides, device="meta")
+    spec = model.spec
+    seq = args.seq or spec.train.seq_len or spec.model.max_len
+    if seq > spec.model.max_len:
+        raise InspectError(f"--seq {seq}: longer than max_len {spec.model.max_len} of the spec")
+    print_table(model, args.context, args.all)
+    print_memory(model, args.batch or spec.train.batch_size, seq, args.precision)
+    if args.diagram:
+        from stackform.assemble.viz.diagram import draw_architecture
+
+        print(f"diagram: {draw_architecture(model, args.diagram)}")
     return 0

@@ -1,0 +1,137 @@
+"""Run folders: their metrics (``metrics.jsonl``), their spec, and how the specs of runs differ."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from safetensors import safe_open
+
+from stackform.assemble.checkpoint import spec_of
+from stackform.assemble.errors import CheckpointError
+from stackform.specs import Spec, load_spec
+
+from .errors import VizError
+
+IGNORED = {"train.out_dir"}  # differs between runs without saying anything about them
+
+
+@dataclass
+class Run:
+    """One training run: its folder, spec and metric records (one dict per metrics.jsonl line)."""
+
+    path: Path
+    spec: Spec
+    records: list[dict[str, Any]]
+
+    @property
+    def name(self) -> str:
+        return self.path.resolve().name
+
+    def curve(self, split: str, x: str = "step") -> tuple[list[float], list[float]]:
+        """(x values, losses) of the ``split`` records ("train" | "val") that have both."""
+        rows = [r for r in self.records if r.get("split") == split and x in r and "loss" in r]
+        return [float(r[x]) for r in rows], [float(r["loss"]) for r in rows]
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The records of a metrics.jsonl; a half-written last line (a run still writing) is skipped."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise VizError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    lines = text.split("\n")
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if number == len(lines):  # no newline after it yet: still being written
+                continue
+            raise VizError(f"{path}:{number}: not a JSON line ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise VizError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+        records.append(record)
+    return records
+
+
+def checkpoint_spec(path: str | os.PathLike) -> Spec:
+    """The spec in a checkpoint's metadata, reading only the file's header (not the weights)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.safetensors"
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            metadata = handle.metadata() or {}
+    except Exception as exc:  # safetensors raises several types for a damaged header
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable safetensors file ({reason})") from None
+    return spec_of(metadata, str(path))
+
+
+def run_spec(folder: Path) -> Spec:
+    """The spec of a run: from model.safetensors' metadata, else spec.yaml."""
+    if (folder / "model.safetensors").is_file():
+        return checkpoint_spec(folder / "model.safetensors")
+    if (folder / "spec.yaml").is_file():
+        return load_spec(folder / "spec.yaml")
+    raise VizError(f"{folder}: a run folder needs model.safetensors or spec.yaml (neither is there)")
+
+
+def read_run(path: str | os.PathLike) -> Run:
+    """A run folder with metrics.jsonl and a spec."""
+    folder = Path(path)
+    if not folder.exists():
+        raise VizError(f"{path}: no such run folder")
+    if not folder.is_dir():
+        raise VizError(f"{path}: not a folder (give the run folder that holds metrics.jsonl)")
+    metrics = folder / "metrics.jsonl"
+    if not metrics.is_file():
+        raise VizError(f"{path}: no metrics.jsonl in this folder (not a training run?)")
+    return Run(folder, run_spec(folder), read_metrics(metrics))
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts and lists as dotted keys: {"model.layers.0.repeat": 3, ...}."""
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list) and value and any(isinstance(v, (dict, list)) for v in value):
+        items = ((str(i), v) for i, v in enumerate(value))
+    else:
+        return {prefix: value}
+    out: dict[str, Any] = {}
+    for key, item in items:
+        out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def spec_differences(specs: list[Spec]) -> list[dict[str, Any]]:
+    """For each spec, the dotted keys of ``model`` and ``train`` whose values differ between the specs.
+
+    Parameters of a block whose ``type`` differs are left out where a run lacks them (the
+    type already says it); ``train.out_dir`` is ignored.
+    """
+    flat = []
+    for spec in specs:
+        data = spec.model_dump(mode="json")
+        flat.append(flatten({"model": data["model"], "train": data["train"]}))
+    missing = object()
+    keys = sorted(set().union(*flat)) if flat else []
+    differ = [k for k in keys if k not in IGNORED and len({json.dumps(f.get(k, missing), default=str)
+                                                           for f in flat}) > 1]
+    types = {k.rsplit(".", 1)[0] for k in differ if k.endswith(".type")}
+    shown = [k for k in differ if k.endswith(".type") or k.rsplit(".", 1)[0] not in types
+             or all(k in f for f in flat)]
+    return [{k: f[k] for k in shown if k in f} for f in flat]
+
+
+def format_differences(diff: dict[str, Any]) -> str:
+    """``n_layers=2, train.optimizer.lr=0.003``: model keys without their ``model.`` prefix."""
+    return ", ".join(f"{k.removeprefix('model.')}={v}" for k, v in diff.items())

@@ -1,0 +1,72 @@
+"""``stackform attention`` and ``stackform compare``: files written, errors one line and exit 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from stackform.assemble import save
+from stackform.assemble.cli import main
+from tiny import fake_run, tiny_model
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def seq2seq_run(tmp_path):
+    save(tiny_model("encoder_decoder"), tmp_path / "run" / "model.safetensors")
+    return tmp_path / "run"
+
+
+def test_attention_writes_heatmaps_and_page(capsys, tmp_path, seq2seq_run):
+    png, page = tmp_path / "attn.png", tmp_path / "attn.html"
+    code, out, err = run(capsys, "attention", seq2seq_run, "--text", "12", "--tgt", "ab", "--out", png, "--html", page)
+    assert code == 0, err
+    assert "encoder-decoder attention: 2 layers x 2 heads x 3 queries x 2 keys" in out
+    assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 20_000
+    assert page.stat().st_size > 5_000 and "encoder-decoder attention" in page.read_text()
+
+
+def test_attention_one_layer_and_head_of_a_decoder(capsys, tmp_path):
+    save(tiny_model("decoder"), tmp_path / "m.safetensors")
+    code, out, _ = run(capsys, "attention", tmp_path / "m.safetensors", "--text", "hi", "--max-new", "2",
+                       "--layer", "1", "--head", "0", "--out", tmp_path / "one.svg")
+    assert code == 0 and "decoder self-attention: 2 layers x 2 heads x 5 queries x 5 keys" in out
+    assert "layer 1 head 0" in (tmp_path / "one.svg").read_text()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--text", "hi"], "nothing to write; give --out FILE.png and/or --html FILE.html"),
+    (["--text", "hi", "--layer", "7", "--out", "x.png"], "--layer 7: out of range; the encoder self-attention has 2"),
+    (["--text", "hi", "--head", "2", "--out", "x.png"], "--head 2: out of range"),
+    (["--text", "x" * 25, "--out", "x.png"], "text (the source) is 25 tokens long, more than max_len 24"),
+    (["--text", "hi", "--tgt", "y" * 24, "--out", "x.png"], "tgt (after <bos>) is 25 tokens long"),
+    (["--text", "", "--out", "x.png"], "text: empty"),
+    (["--text", "hi", "--out", "x.bmp"], "--out x.bmp: unknown picture format"),
+    (["--text", "hi", "--html", "x.txt"], "--html x.txt: the page needs an .html file name"),
+])
+def test_attention_errors(capsys, tmp_path, seq2seq_run, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "attention", seq2seq_run, *argv)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("x.*"))
+
+
+def test_attention_missing_run(capsys, tmp_path):
+    code, _, err = run(capsys, "attention", tmp_path / "nope", "--text", "a", "--out", tmp_path / "a.png")
+    assert code == 2 and "nope" in err and len(err.strip().splitlines()) == 1
+
+
+def test_compare_command(capsys, tmp_path):
+    a = fake_run(tmp_path / "a", [], decay=10)
+    b = fake_run(tmp_path / "b", ["model.n_layers=1"], decay=20)
+    code, out, err = run(capsys, "compare", a, b, "--out", tmp_path / "curves.png")
+    assert code == 0, err
+    assert "b: n_layers=1" in out and (tmp_path / "curves.png").stat().st_size > 20_000
+    code, _, err = run(capsys, "compare", a, tmp_path / "missing", "--out", tmp_path / "c.png")
+    assert code == 2 and "missing: no such run folder" in err
+    code, _, err = run(capsys, "compare", a, a, "--out", tmp_path / "c.png")
+    assert code == 2 and "given twice" in err

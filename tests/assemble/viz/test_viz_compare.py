@@ -1,0 +1,75 @@
+"""Run comparison: metrics are read, spec differences found, curves drawn; bad runs are clear errors."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from stackform.assemble import assemble, save
+from stackform.assemble.viz import VizError
+from stackform.assemble.viz.compare import legend_labels, plot_runs, summary_rows
+from stackform.assemble.viz.runs import flatten, read_metrics, read_run, spec_differences
+from tiny import fake_run, tiny_spec
+
+
+@pytest.fixture
+def runs(tmp_path):
+    base = fake_run(tmp_path / "base", [], decay=10)
+    deeper = fake_run(tmp_path / "deeper", ["model.n_layers=3", "train.optimizer.lr=0.003"], decay=20)
+    rope = fake_run(tmp_path / "rope", ["model.positional=rope"], decay=15)
+    return [read_run(p) for p in (base, deeper, rope)]
+
+
+def test_flatten_makes_dotted_keys():
+    flat = flatten({"model": {"layers": [{"repeat": 2}], "betas": [0.9, 0.95], "d": 4}})
+    assert flat == {"model.layers.0.repeat": 2, "model.betas": [0.9, 0.95], "model.d": 4}
+
+
+def test_spec_differences_lists_only_what_differs(runs):
+    diffs = spec_differences([r.spec for r in runs])
+    assert diffs[0] == {"model.n_layers": 2, "model.positional.type": "learned", "train.optimizer.lr": 0.001}
+    assert diffs[1] == {"model.n_layers": 3, "model.positional.type": "learned", "train.optimizer.lr": 0.003}
+    assert diffs[2]["model.positional.type"] == "rope" and "model.positional.base" not in diffs[2]
+    labels = legend_labels(runs)
+    assert labels[1] == "deeper: n_layers=3, positional.type=learned, train.optimizer.lr=0.003"
+
+
+def test_compare_draws_every_run(runs, tmp_path):
+    svg = plot_runs(runs, tmp_path / "curves.svg").read_text()
+    assert svg.count("<path") > 10 and "deeper: n_layers=3" in svg and "validation" in svg
+    png = plot_runs(runs, tmp_path / "curves.png", x="time", log_y=True).read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 20_000
+    rows = summary_rows(runs)
+    assert rows[0][:2] == ("base", "40") and float(rows[1][3]) == pytest.approx(5 * math.exp(-40 / 20) + 1.2, abs=1e-3)
+
+
+def test_run_spec_falls_back_to_spec_yaml(tmp_path):
+    folder = fake_run(tmp_path / "r", [], decay=10)
+    (folder / "model.safetensors").unlink()
+    (folder / "spec.yaml").write_text(json.dumps(tiny_spec("decoder", n_layers=5)))  # JSON is YAML
+    assert read_run(folder).spec.model.n_layers == 5
+
+
+def test_bad_runs_are_one_line_errors(tmp_path):
+    with pytest.raises(VizError, match="no such run folder"):
+        read_run(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(VizError, match="no metrics.jsonl"):
+        read_run(tmp_path / "empty")
+    folder = fake_run(tmp_path / "r", [], decay=10)
+    metrics = folder / "metrics.jsonl"
+    metrics.write_text(metrics.read_text() + '{"step": 45, "split": "tr')  # a run still writing its last line
+    assert len(read_metrics(metrics)) == len(read_metrics(metrics)) == 12
+    metrics.write_text('{"step": 1}\nnot json\n{"step": 2}\n')
+    with pytest.raises(VizError, match=r"metrics.jsonl:2: not a JSON line"):
+        read_metrics(metrics)
+    (folder / "model.safetensors").unlink()
+    metrics.write_text("")
+    with pytest.raises(VizError, match="needs model.safetensors or spec.yaml"):
+        read_run(folder)
+    other = fake_run(tmp_path / "s", [], decay=10)
+    (other / "metrics.jsonl").write_text('{"step": 1, "split": "train"}\n')
+    with pytest.raises(VizError, match="no run has loss records"):
+        plot_runs([read_run(other)], tmp_path / "c.png")

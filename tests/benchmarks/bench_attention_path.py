@@ -1,0 +1,149 @@
+"""Benchmark: asking for attention weights must not slow the default path.
+
+Times the forward pass of a gpt-tiny-shaped decoder three ways, alternating, in one run:
+
+  default  stackform, return_attention=False (SDPA)
+  weights  stackform, return_attention=True (the explicit softmax path)
+  hand     a hand-written pre-norm GPT calling F.scaled_dot_product_attention directly,
+           with the same weights (its logits are checked equal first)
+
+and prints medians and the ratios default/hand (overhead of the assembled model on the
+default path) and weights/default (what asking for the weights costs). Also times
+forward + backward for default vs hand. A script, not a test:
+
+    python tests/benchmarks/bench_attention_path.py [--device cuda] [--batch 8] [--seq 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stackform.assemble import assemble
+
+
+class HandLayer(nn.Module):
+    """One pre-norm layer written by hand: LN -> qkv -> SDPA(causal) -> out, LN -> MLP(gelu)."""
+
+    def __init__(self, d: int, heads: int, hidden: int):
+        super().__init__()
+        self.heads = heads
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv, self.out = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.up, self.down = nn.Linear(d, hidden), nn.Linear(hidden, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.heads, d // self.heads).unbind(2)  # 3 x [b, t, h, hd]
+        y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
+        x = x + self.out(y.transpose(1, 2).reshape(b, t, d))  # [b, t, d]
+        return x + self.down(F.gelu(self.up(self.ln2(x))))
+
+
+class HandGPT(nn.Module):
+    def __init__(self, vocab: int, max_len: int, d: int, heads: int, layers: int, hidden: int):
+        super().__init__()
+        self.wte, self.wpe = nn.Embedding(vocab, d), nn.Embedding(max_len, d)
+        self.layers = nn.ModuleList(HandLayer(d, heads, hidden) for _ in range(layers))
+        self.ln_f = nn.LayerNorm(d)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        x = self.wte(ids) + self.wpe(torch.arange(ids.shape[1], device=ids.device))
+        for layer in self.layers:
+            x = layer(x)
+        return self.ln_f(x) @ self.wte.weight.T  # [b, t, vocab], tied head
+
+
+def hand_copy(model) -> HandGPT:
+    """A HandGPT holding ``model``'s weights."""
+    spec = model.spec.model
+    hand = HandGPT(spec.vocab_size, spec.max_len, spec.d_model, spec.n_heads, len(model.stack.layers),
+                   model.stack.layers[0].ffn.up.out_features)
+    names = {"wte.weight": "embed.weight", "wpe.weight": "stack.positional.weight",
+             "ln_f.weight": "stack.final_norm.weight", "ln_f.bias": "stack.final_norm.bias"}
+    ours = {"ln1": "self_res.norm", "ln2": "ffn_res.norm", "qkv": "self_attn.qkv", "out": "self_attn.out",
+            "up": "ffn.up", "down": "ffn.down"}
+    for i in range(len(hand.layers)):
+        for mine, theirs in ours.items():
+            for p in ("weight", "bias"):
+                names[f"layers.{i}.{mine}.{p}"] = f"stack.layers.{i}.{theirs}.{p}"
+    state = model.state_dict()
+    hand.load_state_dict({mine: state[theirs] for mine, theirs in names.items()})
+    return hand.to(next(model.parameters()).device)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn, device: torch.device, inner: int) -> float:
+    """Seconds per call of ``fn``, averaged over ``inner`` calls."""
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(inner):
+        fn()
+    sync(device)
+    return (time.perf_counter() - start) / inner
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--seq", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--inner", type=int, default=0, help="calls per timing (default: 3 on cpu, 20 on cuda)")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    inner = args.inner or (20 if device.type == "cuda" else 3)
+    model = assemble("gpt-tiny", seed=0, device=device).eval()
+    hand = hand_copy(model).eval()
+    ids = torch.randint(0, 256, (args.batch, args.seq), device=device)
+    model.check_inputs = False  # the id-range check costs a host sync; the hand-written model has none
+    with torch.no_grad():
+        diff = (model(ids) - hand(ids)).abs().max().item()
+    assert diff < 1e-3, f"the hand-written copy disagrees: max |diff| {diff}"
+
+    def train_step(net) -> None:
+        logits = net(ids)
+        F.cross_entropy(logits.flatten(0, 1).float(), ids.flatten()).backward()
+
+    forward = {
+        "default": lambda: model(ids),
+        "weights": lambda: model(ids, return_attention=True),
+        "hand": lambda: hand(ids),
+    }
+    backward = {"default": lambda: train_step(model), "hand": lambda: train_step(hand)}
+    times: dict[str, list[float]] = {f"fwd {k}": [] for k in forward} | {f"fwd+bwd {k}": [] for k in backward}
+    for round_ in range(args.rounds + 1):  # round 0 warms up and is dropped
+        order = list(forward) if round_ % 2 == 0 else list(reversed(forward))
+        with torch.no_grad():
+            for name in order:
+                t = timed(forward[name], device, inner)
+                if round_:
+                    times[f"fwd {name}"].append(t)
+        for name in (list(backward) if round_ % 2 == 0 else list(reversed(backward))):
+            t = timed(backward[name], device, inner)
+            if round_:
+                times[f"fwd+bwd {name}"].append(t)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or 'cpu'}, " \
+        f"{torch.get_num_threads()} threads"
+    print(f"gpt-tiny shape, batch {args.batch} x seq {args.seq}, {device.type} ({where}), torch {torch.__version__}, "
+          f"median of {args.rounds} rounds x {inner} calls, max |logits diff| vs hand-written {diff:.1e}")
+    for k, v in med.items():
+        print(f"  {k:<18} {v * 1e3:8.3f} ms")
+    print(f"  default / hand (forward)          {med['fwd default'] / med['fwd hand']:.3f}")
+    print(f"  default / hand (forward+backward) {med['fwd+bwd default'] / med['fwd+bwd hand']:.3f}")
+    print(f"  weights / default (forward)       {med['fwd weights'] / med['fwd default']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
