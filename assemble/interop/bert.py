@@ -37,7 +37,7 @@ class BERT(Family):
             "embedding_norm": {"type": "layernorm", "eps": eps},
             "head": {"type": "mlm", "activation": activation, "eps": eps},
             "tie_embeddings": config.get("tie_word_embeddings", True),
-            **config.token_ids(vocab, pad_id="pad_token_id"),
+            **config.token_ids(vocab, pad_id="pad_token_id", bos_id="bos_token_id", eos_id="eos_token_id"),
         }
         n_types = config.get("type_vocab_size", 2)
         if n_types:
@@ -55,7 +55,7 @@ class BERT(Family):
             "layer_norm_eps": model.norm.params.eps,
             "type_vocab_size": model.token_type.params.n_types if model.token_type is not None else 0,
             "position_embedding_type": "absolute", "tie_word_embeddings": model.tie_embeddings,
-            "pad_token_id": model.pad_id,
+            "pad_token_id": model.pad_id, "bos_token_id": model.bos_id, "eos_token_id": model.eos_id,
         }
 
     def rules(self, model: ModelSpec) -> list[Rule]:

@@ -10,19 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from stackform.registry import StackformError
 from stackform.specs import ModelSpec, Spec, SpecError, load_spec
-from stackform.specs.schema import SCHEMA_ID
 
 from ..build import build_model
-from ..checkpoint import atomic_write, load, save, unique_tensors
+from ..checkpoint import load, unique_tensors
 from ..models import StackformModel
 from . import bert, gpt2, llama, marian, t5
 from .family import Config, Family, canonical, differences
 from .files import CONFIG, InteropError, read_config, read_tensors, write_folder
 from .rules import Rule, few
+from .spec_yaml import write_import
 
 FAMILIES: list[Family] = [gpt2.FAMILY, bert.FAMILY, llama.FAMILY, t5.FAMILY, marian.FAMILY]
 BY_MODEL_TYPE = {model_type: family for family in FAMILIES for model_type in family.model_types}
@@ -52,9 +51,11 @@ def family_of(raw: dict[str, Any], where: str) -> Family:
 def spec_of_config(family: Family, raw: dict[str, Any], where: str, names: set[str] | None,
                    name: str) -> dict[str, Any]:
     """The spec (a dict, as spec.yaml shows it) of a config.json of ``family``."""
-    model = family.spec(Config(raw, where, family.name), names)
+    model = _without_none(family.spec(Config(raw, where, family.name), names))
+    order = list(ModelSpec.model_fields)
+    model = dict(sorted(model.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)))
     data = {"name": name, "description": f"Imported from a Hugging Face {raw.get('model_type')} model.",
-            "model": _without_none(model)}
+            "model": model}
     if model["kind"] == "encoder_decoder":
         data["train"] = {"data": {"type": "builtin", "name": "copy"}}  # seq2seq trains on pairs
     return data
@@ -117,13 +118,6 @@ def import_hf(folder: str | os.PathLike, out: str | os.PathLike | None = None, *
     if out is not None:
         write_import(model, data, Path(out))
     return model
-
-
-def write_import(model: StackformModel, data: dict[str, Any], out: Path) -> None:
-    """``out/spec.yaml`` (the readable spec) and ``out/model.safetensors`` (the checkpoint)."""
-    text = f"# yaml-language-server: $schema={SCHEMA_ID}\n" + yaml.safe_dump(data, sort_keys=False)
-    atomic_write(out / "spec.yaml", text.encode())
-    save(model, out / "model.safetensors")
 
 
 def _mismatch(family: Family, model: ModelSpec) -> tuple[int, str]:

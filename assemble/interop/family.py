@@ -137,10 +137,12 @@ def _block(block: Any, dims: dict[str, int]) -> dict[str, Any]:
 
 
 def canonical(model: ModelSpec) -> dict[str, Any]:
-    """The architecture of a spec with defaults and per-layer overrides resolved (for comparing)."""
+    """The architecture of a spec with defaults and per-layer overrides resolved (for comparing).
+
+    Initialization and the MLM mask id (a tokenizer matter, not in config.json) are left out."""
     data = model.model_dump(mode="json")
     for key in ("positional", "residual", "norm", "attention", "cross_attention", "ffn", "mask", "layers",
-                "n_layers", "encoder", "decoder", "init", "init_std", "head_dim"):
+                "n_layers", "encoder", "decoder", "init", "init_std", "head_dim", "mask_id"):
         data.pop(key, None)
     data["head_dim"] = model.head_dim_value()
     dims = {"n_heads": model.n_heads, "d_model": model.d_model}

@@ -1,0 +1,31 @@
+"""The zoo's real architectures: their sizes (on the meta device, no memory) and their families."""
+
+from __future__ import annotations
+
+import pytest
+
+from stackform.assemble import assemble
+from stackform.assemble.interop import find_family
+from stackform.specs import load_spec
+
+# (zoo name, parameters as stackform inspect prints them, relative tolerance)
+SIZES = [
+    ("gpt2", 124_439_808, 0), ("gpt2-medium", 354_823_168, 0), ("gpt2-large", 774_030_080, 0),
+    ("gpt2-xl", 1_557_611_200, 0), ("bert-base", 109_514_298, 0), ("t5-small", 60_506_624, 0),
+    ("llama", 1.24e9, 0.01), ("marian", 74e6, 0.01), ("transformer-big", 213e6, 0.01), ("gpt3", 175e9, 0.01),
+]
+
+
+@pytest.mark.parametrize("name,expected,tolerance", SIZES, ids=[s[0] for s in SIZES])
+def test_zoo_sizes(name, expected, tolerance):
+    model = assemble(name, device="meta")
+    assert abs(model.num_parameters() - expected) <= tolerance * expected
+
+
+FAMILIES = [("gpt2", "gpt2"), ("gpt2-xl", "gpt2"), ("gpt3", "gpt2"), ("bert-base", "bert"), ("llama", "llama"),
+            ("t5-small", "t5"), ("marian", "marian")]
+
+
+@pytest.mark.parametrize("name,family", FAMILIES, ids=[f[0] for f in FAMILIES])
+def test_zoo_specs_export_to_their_family(name, family):
+    assert find_family(load_spec(name).model).name == family
