@@ -7,8 +7,10 @@ Nothing is pickled; loading never runs code.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -25,13 +27,50 @@ from .errors import CheckpointError
 from .version import __version__
 
 SPEC_KEY, VERSION_KEY, TIED_KEY = "stackform.spec", "stackform.version", "stackform.tied"
+DIGEST_KEY = "stackform.sha256"  # of the spec, the tied map and the stored tensors (see ``digest``)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def remove_stale_temps(path: Path) -> None:
+    """Delete ``.NAME.PID.*.tmp`` files that writers of ``path`` left when they were killed.
+
+    Only files of processes that no longer run on this machine are removed.
+    """
+    prefix = f".{path.name}."
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return
+    for name in names:
+        parts = name[len(prefix):].split(".")  # [pid, random, "tmp"]
+        if not (name.startswith(prefix) and len(parts) == 3 and parts[0].isdigit() and parts[2] == "tmp"):
+            continue
+        if not _pid_alive(int(parts[0])):
+            try:
+                os.unlink(path.parent / name)
+            except OSError:
+                pass
 
 
 def atomic_write(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never half."""
+    """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never half.
+
+    The temporary file is ``.NAME.PID.RANDOM.tmp`` beside ``path``; one left by a killed
+    writer is removed by the next write of the same path.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -77,8 +116,21 @@ def save(model: torch.nn.Module, path: str | os.PathLike, metadata: dict[str, st
         TIED_KEY: json.dumps(tied, sort_keys=True),
         **(metadata or {}),
     }
+    meta[DIGEST_KEY] = digest(tensors, meta[SPEC_KEY], meta[TIED_KEY])
     atomic_write(path, safetensors_bytes(tensors, metadata=meta))
     return Path(path)
+
+
+def digest(tensors: dict[str, torch.Tensor], *texts: str) -> str:
+    """SHA-256 of ``texts`` (the stored spec and tied map) and the tensors' names, dtypes, shapes and bytes."""
+    h = hashlib.sha256()
+    for text in texts:
+        h.update(f"{len(text)}|{text}|".encode("utf-8", "surrogatepass"))
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        h.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -110,12 +162,45 @@ def spec_of(metadata: dict[str, str], path: str) -> Spec:
         raise CheckpointError(f"{path}: no stackform spec in the metadata (not saved by stackform.save?)")
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path}: the spec in the metadata is not valid JSON ({exc.msg})") from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+        raise CheckpointError(f"{path}: the spec in the metadata is not valid JSON ({reason})") from None
+    _refuse_plugins(data, path)
     try:
         return validate_source(Source(data, {(): (f"{path} [spec]", 0, 0)}))
     except SpecError as exc:
         raise CheckpointError(f"the spec stored in {exc}") from None
+
+
+def _refuse_plugins(data: Any, path: str) -> None:
+    """Loading never imports code: plugins a stored spec names must already be imported by the user."""
+    plugins = data.get("plugins") if isinstance(data, dict) else None
+    if not isinstance(plugins, list):
+        return
+    missing = [p for p in plugins if not isinstance(p, str) or p not in sys.modules]
+    if missing:
+        names = ", ".join(map(str, missing))
+        raise CheckpointError(
+            f"{path}: the stored spec needs plugins: {names}; loading a checkpoint never imports code, "
+            f"so import them yourself if you trust them (import {missing[0]}) and load again"
+        )
+
+
+def _tied(metadata: dict[str, str], path: str) -> dict[str, str]:
+    try:
+        tied = json.loads(metadata.get(TIED_KEY, "{}"))
+    except (json.JSONDecodeError, RecursionError):
+        tied = None
+    if not isinstance(tied, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in tied.items()):
+        raise CheckpointError(f"{path}: the tied-weights entry ({TIED_KEY}) in the metadata is not a name -> name map")
+    return tied
+
+
+def check_digest(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: str) -> None:
+    """Raise CheckpointError when the stored SHA-256 does not match (files saved without one pass)."""
+    stored = metadata.get(DIGEST_KEY)
+    if stored is not None and stored != digest(tensors, metadata.get(SPEC_KEY, ""), metadata.get(TIED_KEY, "")):
+        raise CheckpointError(f"{path}: the file is corrupted (its SHA-256 differs from the one saved in it)")
 
 
 def check_state(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], path: str) -> None:
@@ -142,16 +227,15 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu", dtype: tor
 
     tensors, metadata = read_checkpoint(path)
     spec = spec_of(metadata, str(path))
-    model = build_model(spec)
-    try:
-        tied = json.loads(metadata.get(TIED_KEY, "{}"))
-    except json.JSONDecodeError:
-        tied = {}
-    for alias, source in tied.items():
+    stored = dict(tensors)
+    for alias, source in _tied(metadata, str(path)).items():
         if source in tensors:
             tensors.setdefault(alias, tensors[source])
+    with torch.device("meta"):  # shapes first: a spec that does not fit allocates nothing
+        check_state(build_model(spec).state_dict(), tensors, str(path))
+    check_digest(stored, metadata, str(path))
+    model = build_model(spec)
     expected = model.state_dict()
-    check_state(expected, tensors, str(path))
     for name, tensor in tensors.items():
         if tensor.dtype != expected[name].dtype and not tensor.dtype.is_floating_point:
             raise CheckpointError(f"{path}: tensor {name} has dtype {tensor.dtype}, expected {expected[name].dtype}")

@@ -31,16 +31,23 @@ def zoo_names() -> list[str]:
     return sorted(p.stem for p in zoo_dir().glob("*.yaml"))
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long, or with a NUL byte
+        return False
+
+
 def find_spec_file(name: str | os.PathLike, base_dir: Path | None = None) -> Path:
     """A spec path as given, relative to ``base_dir``, or a zoo name; else SpecError."""
     path = Path(name)
     candidates = [path] if path.is_absolute() else ([base_dir / path] if base_dir else []) + [path]
     for candidate in candidates:
-        if candidate.is_file():
+        if _is_file(candidate):
             return candidate
     stem = path.name[:-5] if path.name.endswith(".yaml") else path.name
     zoo = zoo_dir() / f"{stem}.yaml"
-    if zoo.is_file() and path.parent in (Path("."), Path("")):
+    if path.parent in (Path("."), Path("")) and _is_file(zoo):
         return zoo
     hint = registry.closest(stem, zoo_names())
     guess = f"; did you mean the zoo spec '{hint}'?" if hint else ""
@@ -110,6 +117,8 @@ def read_source(spec: Any) -> Source:
     """The raw, merged (``extends``) document of a spec path, zoo name or dict."""
     if isinstance(spec, dict):
         return Source(spec, {(): ("<dict>", 0, 0)})
+    if not isinstance(spec, (str, os.PathLike)):
+        raise SpecError.at("<spec>", f"a spec is a file path, zoo name, dict or Spec, not {type(spec).__name__}")
     path = find_spec_file(spec)
     return _read_with_extends(path, _display(path) if path.parent != zoo_dir() else f"zoo/{path.name}", ())
 
