@@ -51,7 +51,10 @@ def family_of(raw: dict[str, Any], where: str) -> Family:
 def spec_of_config(family: Family, raw: dict[str, Any], where: str, names: set[str] | None,
                    name: str) -> dict[str, Any]:
     """The spec (a dict, as spec.yaml shows it) of a config.json of ``family``."""
-    model = _without_none(family.spec(Config(raw, where, family.name), names))
+    try:
+        model = _without_none(family.spec(Config(raw, where, family.name), names))
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:  # a value of an unexpected type
+        raise InteropError(f"{where}: not a readable {family.name} config ({type(exc).__name__}: {exc})") from None
     order = list(ModelSpec.model_fields)
     model = dict(sorted(model.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)))
     data = {"name": name, "description": f"Imported from a Hugging Face {raw.get('model_type')} model.",

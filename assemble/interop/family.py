@@ -181,3 +181,9 @@ def differences(a: Any, b: Any, path: str = "") -> list[tuple[str, Any, Any]]:
 def ffn_hidden(model: ModelSpec, block: Any) -> int:
     """The hidden size of an FFN block, computed from its multiplier when ``hidden`` is unset."""
     return _block(block, {"n_heads": model.n_heads, "d_model": model.d_model})["hidden"]
+
+
+def kv_heads(model: ModelSpec) -> int:
+    """Key/value heads of the spec's attention: n_kv_heads of gqa, 1 for mqa, else n_heads."""
+    block = _block(model.attention, {"n_heads": model.n_heads, "d_model": model.d_model})
+    return block.get("n_kv_heads", model.n_heads)

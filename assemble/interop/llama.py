@@ -8,7 +8,7 @@ from typing import Any
 
 from stackform.specs import ModelSpec
 
-from .family import HF_ACTIVATIONS, Config, Family, ffn_hidden, gate_activation, gated_ffn
+from .family import HF_ACTIVATIONS, Config, Family, ffn_hidden, gate_activation, gated_ffn, kv_heads
 from .rules import Rule, fused, linear, norm, same, self_attention
 
 
@@ -24,6 +24,8 @@ def rope_block(config: Config) -> dict[str, Any]:
     if partial != 1.0:
         raise config.unsupported("partial_rotary_factor", partial, "1.0")
     block: dict[str, Any] = {"type": "rope", "theta": float(theta)}
+    if rope_type in ("linear", "llama3") and scaling.get("factor") is None:
+        raise config.error(f"rope type {rope_type} needs a 'factor'")
     if rope_type == "linear":
         block["scaling"] = {"type": "linear", "factor": float(scaling["factor"])}
     elif rope_type == "llama3":
@@ -90,7 +92,7 @@ class LLaMA(Family):
             "model_type": "mistral" if window else "llama",
             "architectures": ["MistralForCausalLM" if window else "LlamaForCausalLM"],
             "vocab_size": model.vocab_size, "max_position_embeddings": model.max_len, "hidden_size": model.d_model,
-            "num_attention_heads": model.n_heads, "num_key_value_heads": getattr(attention, "n_kv_heads", model.n_heads),
+            "num_attention_heads": model.n_heads, "num_key_value_heads": kv_heads(model),
             "head_dim": model.head_dim_value(), "num_hidden_layers": model.n_layers_of("decoder"),
             "intermediate_size": ffn_hidden(model, model.ffn), "hidden_act": HF_ACTIVATIONS[gate_activation(model.ffn)],
             "rms_norm_eps": model.norm.params.eps, "attention_bias": attention.bias, "mlp_bias": ffn.bias,
@@ -105,7 +107,7 @@ class LLaMA(Family):
     def rules(self, model: ModelSpec) -> list[Rule]:
         attention, ffn = model.attention.params, model.ffn.params
         hd = model.head_dim_value()
-        q_size, kv_size = model.n_heads * hd, getattr(attention, "n_kv_heads", model.n_heads) * hd
+        q_size, kv_size = model.n_heads * hd, kv_heads(model) * hd
         hidden = ffn_hidden(model, model.ffn)
         rules = [same("embed.weight", "model.embed_tokens.weight")]
         for i in range(model.n_layers_of("decoder")):

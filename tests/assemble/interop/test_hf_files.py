@@ -63,6 +63,16 @@ def test_export_then_import_is_the_same_model(family, tmp_path):
         assert torch.equal(again(*_args(again)), model(*_args(model)))
 
 
+def test_multi_query_attention_exports_as_one_kv_head(tmp_path):
+    model = _model("llama", attention={"type": "mqa", "bias": False})
+    export_hf(model, tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["num_key_value_heads"] == 1
+    again = import_hf(tmp_path)
+    assert again.spec.model.attention.params.n_kv_heads == 1
+    with torch.no_grad():
+        assert torch.equal(again(*_args(again)), model(*_args(model)))
+
+
 def test_cli_import_and_export(tmp_path, capsys):
     model = _model("llama")
     save(model, tmp_path / "ckpt.safetensors")
@@ -134,6 +144,10 @@ def test_unsupported_settings_name_the_key(tmp_path):
     assert "hidden_act 'mish' is not supported" in _error(folder)
     _edit_config(folder, hidden_act="silu", num_hidden_layers=None)
     assert "missing 'num_hidden_layers' (a llama config needs it)" in _error(folder)
+    _edit_config(folder, num_hidden_layers=2, rope_parameters={"rope_type": "linear", "rope_theta": 10000.0})
+    assert "rope type linear needs a 'factor'" in _error(folder)
+    _edit_config(folder, rope_parameters="fast")
+    assert "not a readable llama config (AttributeError" in _error(folder)
 
 
 def test_config_that_gives_an_invalid_spec(tmp_path):

@@ -5,12 +5,14 @@ giving back the original tensors.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
 transformers = pytest.importorskip("transformers")
 
-from safetensors.torch import load_file  # noqa: E402
+from safetensors.torch import load_file, save_file  # noqa: E402
 
 from hf_cases import BY_ID, CASES, VOCAB, save_hf  # noqa: E402
 from stackform.assemble import export_hf, import_hf, load, load_spec  # noqa: E402
@@ -134,3 +136,23 @@ def test_sharded_folders_and_half_precision_weights(tmp_path):
     assert sharded.embed.weight.dtype == torch.bfloat16
     for (name, a), (_, b) in zip(whole.state_dict().items(), sharded.state_dict().items()):
         assert torch.equal(a.to(torch.bfloat16), b), name
+
+
+def test_t5_file_with_its_own_lm_head(tmp_path):
+    """T5 v1.1 files carry an untied lm_head.weight (and no rescale): imported untied, exported back."""
+    save_hf(BY_ID["t5-gated-3heads-kv12-v1.1"], tmp_path / "hf")
+    tensors = load_file(tmp_path / "hf" / "model.safetensors")
+    tensors["lm_head.weight"] = torch.randn_like(tensors["shared.weight"])
+    save_file(tensors, tmp_path / "hf" / "model.safetensors", metadata={"format": "pt"})
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    config.pop("scale_decoder_outputs")
+    (tmp_path / "hf" / "config.json").write_text(json.dumps(config | {"tie_word_embeddings": False}))
+    ours = import_hf(tmp_path / "hf")
+    assert not ours.spec.model.tie_embeddings and not ours.spec.model.head.params.rescale
+    export_hf(ours, tmp_path / "back")
+    assert torch.equal(load_file(tmp_path / "back" / "model.safetensors")["lm_head.weight"], tensors["lm_head.weight"])
+    ids, mask, tgt = _inputs(6)
+    for folder in ("hf", "back"):
+        hf = transformers.T5ForConditionalGeneration.from_pretrained(tmp_path / folder).eval()
+        theirs, mine, real = _logits(BY_ID["t5-relu-rescaled"], hf, ours, ids, mask, tgt)
+        assert (theirs - mine).abs().max() <= TOL
