@@ -64,29 +64,41 @@ class StackformModel(nn.Module):
     spec: Spec
     check_inputs: bool = True  # eager-mode id/length checks (one host sync for the id range)
 
-    def _check_ids(self, ids: torch.Tensor, name: str, offset: int = 0) -> None:
-        if not isinstance(ids, torch.Tensor) or ids.dim() != 2:
-            shape = tuple(ids.shape) if isinstance(ids, torch.Tensor) else type(ids).__name__
+    def _check_ids(self, ids: torch.Tensor, name: str, offset: int = 0, batch: int | None = None) -> None:
+        """Shape, dtype, length (always) and id range (eager mode, ``check_inputs``) of token ids."""
+        if not isinstance(ids, torch.Tensor) or ids.is_nested or ids.dim() != 2:
+            shape = "a nested tensor" if getattr(ids, "is_nested", False) else (
+                tuple(ids.shape) if isinstance(ids, torch.Tensor) else type(ids).__name__)
             raise ModelInputError(f"{name}: expected token ids of shape [batch, seq], got {shape}")
-        if ids.dtype.is_floating_point or ids.dtype == torch.bool:
-            raise ModelInputError(f"{name}: token ids must be integers, got {ids.dtype}")
+        if ids.dtype not in (torch.int64, torch.int32):
+            raise ModelInputError(f"{name}: token ids must be integers (torch.long or torch.int32), got {ids.dtype}")
+        if batch is not None and ids.shape[0] != batch:
+            raise ModelInputError(f"{name}: batch size {ids.shape[0]} does not match the source's {batch}")
         model = self.spec.model
         if offset + ids.shape[1] > model.max_len:
+            cached = f" ({offset} cached + {ids.shape[1]} new)" if offset else ""
             raise ModelInputError(
-                f"{name}: sequence length {offset + ids.shape[1]} exceeds max_len {model.max_len} of the spec"
+                f"{name}: sequence length {offset + ids.shape[1]}{cached} exceeds max_len {model.max_len} of the spec"
             )
         if self.check_inputs and ids.numel() and not torch.compiler.is_compiling():
-            low, high = int(ids.min()), int(ids.max())
+            low, high = int(ids.min()), int(ids.max())  # one host sync; skipped under torch.compile
             if low < 0 or high >= model.vocab_size:
                 bad = low if low < 0 else high
                 raise ModelInputError(f"{name}: token id {bad} is outside the vocabulary [0, {model.vocab_size})")
 
     def _key_padding(self, ids: torch.Tensor, mask: torch.Tensor | None, name: str, stack: Stack,
                      total: int | None = None) -> torch.Tensor | None:
+        """The key padding [b, total] (True = a real token) from a 1/0 or True/False mask, or from pad_id."""
         if mask is not None:
             expected = (ids.shape[0], total if total is not None else ids.shape[1])
+            if not isinstance(mask, torch.Tensor):
+                raise ModelInputError(f"{name}: expected a tensor of shape {expected}, got {type(mask).__name__}")
             if tuple(mask.shape) != expected:
                 raise ModelInputError(f"{name}: shape {tuple(mask.shape)} does not match the ids, expected {expected}")
+            if mask.dtype != torch.bool and self.check_inputs and mask.numel() and not torch.compiler.is_compiling():
+                odd = mask[(mask != 0) & (mask != 1)]  # an additive mask (0 / -inf) would read inverted
+                if odd.numel():
+                    raise ModelInputError(f"{name}: expected 1 = token, 0 = padding (or bool), got value {odd[0].item()}")
             return mask.bool()
         pad_id = self.spec.model.pad_id
         if pad_id is not None and any(type(m).__name__ == "Padding" for m in stack.masks):
@@ -216,7 +228,7 @@ class EncoderDecoderModel(StackformModel):
                weights: list | None = None) -> torch.Tensor:
         """tgt [b, t] attending to memory -> hidden states [b, t, d]."""
         offset = cache.offset if cache is not None else 0
-        self._check_ids(tgt_ids, "tgt_ids", offset)
+        self._check_ids(tgt_ids, "tgt_ids", offset, batch=memory.shape[0])
         t = tgt_ids.shape[1]
         padding = self._key_padding(tgt_ids, tgt_mask, "tgt_mask", self.decoder, offset + t)
         if cache is not None:
