@@ -56,7 +56,7 @@ def block_rows(model: StackformModel, context: int | None = None) -> list[Row]:
         elif isinstance(module, LMHead):
             params = _own_params(module, seen)
             rows.append(Row(path, "lm_head (tied)" if module.tied else "lm_head", params,
-                            2 * module.weight.shape[0] * module.weight.shape[1]))
+                            2 * module.weight.shape[0] * module.weight.shape[1] + _matmul_flops(module)))
         elif name is not None and kind != "residual":
             flops = _matmul_flops(module)
             if isinstance(module, MultiHeadAttention):
