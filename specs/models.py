@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, 
 from .blocks import (
     AttentionBlock, BlockSpec, FfnBlock, HeadBlock, MaskBlock, NormBlock, PositionalBlock, ResidualBlock, TokenTypeBlock,
 )
-from .train import TASK_FOR_KIND, TrainSpec
+from .train import TASK_FOR_KIND, BuiltinData, TrainSpec
 
 ModelKind = Literal["encoder", "decoder", "encoder_decoder"]
 
@@ -191,6 +191,8 @@ class Spec(_Strict):
             self.train.task = expected
         elif self.train.task != expected:
             raise rule("train.task", f"task {self.train.task} does not fit model.kind {self.model.kind} (use {expected})")
+        if self.train.data is None:
+            self.train.data = BuiltinData(name="numbers" if self.train.task == "seq2seq" else "pydoc")
         problem = self.train.problem_with(self.model)
         if problem:
             raise rule(*problem)

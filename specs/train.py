@@ -80,7 +80,7 @@ class TrainSpec(_Strict):
     """How to train: task, data, optimizer, schedule, precision, checkpoints."""
 
     task: Literal["causal_lm", "mlm", "seq2seq"] | None = None
-    data: DataSpec = Field(default_factory=BuiltinData)
+    data: DataSpec | None = Field(None, description="default: builtin pydoc for text tasks, builtin numbers for seq2seq")
     tokenizer: Literal["bytes"] = "bytes"
     batch_size: PositiveInt = Field(32, description="sequences per micro-batch (a step sees batch_size * grad_accum)")
     seq_len: PositiveInt | None = Field(None, description="tokens per training window; default model.max_len")

@@ -20,9 +20,11 @@ ACT = {"gelu": F.gelu, "relu": F.relu, "silu": F.silu, "gelu_tanh": lambda x: F.
 
 
 class Block(nn.Module):
-    def __init__(self, d: int, heads: int, hidden: int, bias: bool, eps: float, act: str):
+    def __init__(self, d: int, heads: int, hidden: int, bias: bool, eps: float, act: str, dropout: float,
+                 attn_dropout: float):
         super().__init__()
-        self.heads = heads
+        self.heads, self.attn_dropout = heads, attn_dropout
+        self.drop = nn.Dropout(dropout)
         self.ln1 = nn.LayerNorm(d, eps=eps, bias=bias)
         self.qkv = nn.Linear(d, 3 * d, bias=bias)
         self.proj = nn.Linear(d, d, bias=bias)
@@ -37,9 +39,10 @@ class Block(nn.Module):
         q = q.view(b, t, self.heads, d // self.heads).transpose(1, 2)  # [b, h, t, hd]
         k = k.view(b, t, self.heads, d // self.heads).transpose(1, 2)
         v = v.view(b, t, self.heads, d // self.heads).transpose(1, 2)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        x = x + self.proj(y.transpose(1, 2).reshape(b, t, d))  # [b, t, d]
-        return x + self.fc_out(self.act(self.fc(self.ln2(x))))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                           dropout_p=self.attn_dropout if self.training else 0.0)
+        x = x + self.drop(self.proj(y.transpose(1, 2).reshape(b, t, d)))  # [b, t, d]
+        return x + self.drop(self.fc_out(self.act(self.fc(self.ln2(x)))))
 
 
 class ReferenceGPT(nn.Module):
@@ -56,8 +59,10 @@ class ReferenceGPT(nn.Module):
         bias, eps = model.attention.params.bias, model.norm.params.eps
         self.wte = nn.Embedding(model.vocab_size, d)
         self.wpe = nn.Embedding(model.max_len, d)
+        self.drop = nn.Dropout(model.dropout)
         self.blocks = nn.ModuleList(
-            Block(d, model.n_heads, hidden, bias, eps, ffn.activation) for _ in range(model.n_layers)
+            Block(d, model.n_heads, hidden, bias, eps, ffn.activation, model.dropout, model.attention.params.dropout)
+            for _ in range(model.n_layers)
         )
         self.ln_f = nn.LayerNorm(d, eps=eps, bias=model.norm.params.bias)
         self.head = nn.Linear(d, model.vocab_size, bias=False)
@@ -72,7 +77,7 @@ class ReferenceGPT(nn.Module):
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         t = idx.shape[1]
-        x = self.wte(idx) + self.wpe(torch.arange(t, device=idx.device))
+        x = self.drop(self.wte(idx) + self.wpe(torch.arange(t, device=idx.device)))
         for block in self.blocks:
             x = block(x)
         logits = self.head(self.ln_f(x))  # [b, t, vocab]

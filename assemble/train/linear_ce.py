@@ -20,7 +20,42 @@ CHUNK_ELEMENTS = 1 << 26  # logits per chunk (64M: 256 MB in fp32)
 
 
 def _chunk_rows(vocab: int, rows: int) -> int:
-    return max(1, min(rows, CHUNK_ELEMENTS // vocab))
+    """Rows per chunk: about CHUNK_ELEMENTS logits, chunks of equal size (fewer compiled shapes)."""
+    chunks = max(1, -(-rows * vocab // CHUNK_ELEMENTS))
+    return -(-rows // chunks)
+
+
+def _chunk_loss_grad(logits: torch.Tensor, y: torch.Tensor, vocab: int, eps: float, want_grad: bool, acc: torch.dtype):
+    """Loss sum of one chunk and d(loss sum)/d(logits) [c, V'] in the logits' dtype (one fused pass on CUDA)."""
+    x = logits.to(acc)  # [c, V']
+    col = torch.arange(x.shape[1], device=x.device)
+    if x.shape[1] != vocab:
+        x = x.masked_fill(col >= vocab, float("-inf"))  # padded columns never win
+    valid = y != IGNORE  # [c]
+    safe = torch.where(valid, y, 0)
+    lse = torch.logsumexp(x, dim=-1)  # [c]
+    loss = lse - x.gather(1, safe[:, None]).squeeze(1)
+    if eps:
+        loss = (1 - eps) * loss + eps * (lse - x[:, :vocab].mean(dim=-1))
+    total = (loss * valid).sum()
+    if not want_grad:
+        return total, None
+    grad = torch.exp(x - lse[:, None]) - (1 - eps) * (col[None, :] == safe[:, None])
+    if eps:
+        grad = grad - (eps / vocab) * (col < vocab)
+    return total, (grad * valid[:, None]).to(logits.dtype)
+
+
+_compiled: dict[str, object] = {}
+
+
+def _chunk_fn(device_type: str):
+    """The per-chunk math, compiled into fused kernels on CUDA; plain eager elsewhere."""
+    if device_type != "cuda":
+        return _chunk_loss_grad
+    if "cuda" not in _compiled:
+        _compiled["cuda"] = torch.compile(_chunk_loss_grad, dynamic=False)
+    return _compiled["cuda"]
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
@@ -38,43 +73,30 @@ class _LinearCrossEntropy(torch.autograd.Function):
         w = weight.to(dtype)  # one cast for all chunks
         if pad_to and vocab % pad_to:
             w = F.pad(w, (0, 0, 0, pad_to - vocab % pad_to))  # [V', d]
+        b = F.pad(bias.to(dtype), (0, w.shape[0] - vocab)) if bias is not None else None  # [V']
         needs = ctx.needs_input_grad
-        grad_hidden = torch.empty_like(hidden) if needs[0] else None
-        grad_weight = torch.zeros(w.shape, dtype=torch.promote_types(dtype, torch.float32), device=w.device) if needs[1] else None
-        grad_bias = torch.zeros(vocab, dtype=grad_weight.dtype if grad_weight is not None else torch.float32, device=w.device) if bias is not None and needs[2] else None
-        any_grad = grad_hidden is not None or grad_weight is not None or grad_bias is not None
         acc = torch.promote_types(dtype, torch.float32)  # softmax precision: fp32 at least
+        grad_hidden = torch.empty_like(hidden) if needs[0] else None
+        grad_weight = torch.zeros(w.shape, dtype=acc, device=w.device) if needs[1] else None
+        grad_bias = torch.zeros(vocab, dtype=acc, device=w.device) if bias is not None and needs[2] else None
+        want_grad = grad_hidden is not None or grad_weight is not None or grad_bias is not None
+        chunk_fn = _chunk_fn(hidden.device.type)
         total = torch.zeros((), dtype=acc, device=w.device)
         rows = hidden.shape[0]
         step = _chunk_rows(w.shape[0], rows)
         for start in range(0, rows, step):
             h, y = hidden[start:start + step].to(dtype), targets[start:start + step]
-            logits = (h @ w.t()).to(acc)  # [c, V']
-            if w.shape[0] != vocab:
-                logits[:, vocab:] = float("-inf")
-            if bias is not None:
-                logits[:, :vocab] += bias.to(acc)
-            valid = y != IGNORE  # [c]
-            safe = torch.where(valid, y, 0)
-            lse = logits.logsumexp(dim=-1)  # [c]
-            loss = lse - logits.gather(1, safe[:, None]).squeeze(1)
-            if eps:
-                loss = (1 - eps) * loss + eps * (lse - logits[:, :vocab].mean(dim=-1))
-            total += (loss * valid).sum()
-            if not any_grad:
+            logits = h @ w.t() if b is None else torch.addmm(b, h, w.t())  # [c, V']
+            loss, grad = chunk_fn(logits, y, vocab, float(eps), want_grad, acc)
+            total += loss
+            if not want_grad:
                 continue
-            grad = logits.sub_(lse[:, None]).exp_()  # softmax, in place: [c, V']
-            grad.scatter_add_(1, safe[:, None], torch.full_like(lse[:, None], -(1 - eps)))
-            if eps:
-                grad[:, :vocab] -= eps / vocab
-            grad *= valid[:, None]
             if grad_bias is not None:
-                grad_bias += grad[:, :vocab].sum(0)
-            grad = grad.to(dtype)
+                grad_bias += grad[:, :vocab].sum(0, dtype=acc)
             if grad_hidden is not None:
                 grad_hidden[start:start + step] = grad @ w
             if grad_weight is not None:
-                grad_weight += (grad.t() @ h).to(grad_weight.dtype)
+                grad_weight += (grad.t() @ h).to(acc)
         if grad_weight is not None:
             grad_weight = grad_weight[:vocab]
         ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
