@@ -59,6 +59,23 @@ def stackform_step(spec: Spec, batch: tuple[torch.Tensor, torch.Tensor], device:
     return Contestant("stackform", _make_step(loss, model, device, bf16), model.num_parameters(), idx.numel())
 
 
+def stackform_plain_ce_step(spec: Spec, batch, device: torch.device, bf16: bool,
+                            compile_mode: str | None) -> Contestant:
+    """Diagnostic: stackform's model with the reference's loss (full logits, inside the compiled graph)."""
+    model = assemble(spec, device=device, seed=0)
+    model.check_inputs = False
+    model.train()
+    idx, targets = batch
+
+    def loss_fn(idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        logits = model(idx)
+        return F.cross_entropy(logits.view(-1, logits.shape[-1]).float(), targets.view(-1))
+
+    run = torch.compile(loss_fn, mode=compile_mode) if compile_mode else loss_fn
+    return Contestant("sf+plain-ce", _make_step(lambda: run(idx, targets), model, device, bf16),
+                      model.num_parameters(), idx.numel())
+
+
 def reference_step(spec: Spec, batch, device: torch.device, bf16: bool, compile_mode: str | None) -> Contestant:
     torch.manual_seed(0)
     model = ReferenceGPT(spec.model).to(device).train()

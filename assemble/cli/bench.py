@@ -32,10 +32,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="torch.compile both models (mode: default, max-autotune, ...)")
     p.add_argument("--peers", action="store_true", help="also x-transformers and Hugging Face GPT-2 if installed")
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--plain-ce", action="store_true",
+                   help="also stackform's model with the reference's full-logits loss (to separate model and loss)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from stackform.assemble.bench.contestants import peer_steps, reference_step, stackform_step
+    from stackform.assemble.bench.contestants import (peer_steps, reference_step, stackform_plain_ce_step,
+                                                      stackform_step)
     from stackform.assemble.bench.harness import run_alternating
     from stackform.assemble.bench.report import table
     from stackform.specs import load_spec
@@ -65,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     if contestants[0].params != contestants[1].params:
         raise StackformError(f"parameter counts differ: reference {contestants[0].params:,}, "
                              f"stackform {contestants[1].params:,}")
+    if args.plain_ce:
+        contestants.append(stackform_plain_ce_step(spec, data, device, bf16, args.compile))
     if args.peers:
         contestants += peer_steps(spec, data, device, bf16, args.compile)
     run_alternating(contestants, device, args.steps, args.repeats, args.warmup)
