@@ -2,7 +2,7 @@
 
 Each ``NN-name.yaml`` starts with ``# expect: TEXT`` (a part of the one-line message)
 and may add ``# overrides: KEY=VALUE ...`` (the case is about overrides). Each case
-must fail the same way through ``load_spec`` (a SpecError), ``stackform validate``
+must fail the same way through ``load_spec`` and ``assemble`` (a SpecError), ``stackform validate``
 and ``stackform train`` (exit code 2, one line on stderr, no traceback).
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from stackform.assemble import assemble
 from stackform.assemble.cli import COMMANDS, main
 from stackform.specs import SpecError, load_spec
 
@@ -55,6 +56,9 @@ def test_load_spec_raises_one_spec_error(path):
         load_spec(str(path), overrides)
     _check_message(str(info.value), path, expect, overrides)
     assert len(info.value.issues) == 1, [str(i) for i in info.value.issues]  # one mistake per case
+    with pytest.raises(SpecError) as again:  # the model API: the same error, before anything is built
+        assemble(str(path), overrides=overrides)
+    assert str(again.value) == str(info.value)
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
