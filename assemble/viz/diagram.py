@@ -40,7 +40,7 @@ class Column:
         """A rounded box above the current top, joined by an arrow; returns its (bottom, top)."""
         from matplotlib.patches import FancyBboxPatch
 
-        lines = textwrap.fill(text, 34).splitlines()
+        lines = textwrap.fill(text, 30).splitlines()
         height = LINE * len(lines) + 0.22
         bottom = self.y + GAP
         if link:

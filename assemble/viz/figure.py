@@ -24,12 +24,12 @@ def check_image_path(path: str | os.PathLike, flag: str) -> Path:
     return path
 
 
-def new_figure(width: float, height: float):
-    """A Figure with an Agg canvas (no pyplot, no global state)."""
+def new_figure(width: float, height: float, layout: str | None = None):
+    """A Figure with an Agg canvas (no pyplot, no global state); ``layout="constrained"`` packs it."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height))
+    fig = Figure(figsize=(width, height), layout=layout)
     FigureCanvasAgg(fig)
     return fig
 

@@ -12,8 +12,8 @@ from .select import select
 
 
 def _panel_inches(n_tokens: int, single: bool) -> float:
-    per_token = 0.2 if single else 0.13
-    low, high = (3.0, 11.0) if single else (1.7, 4.5)
+    per_token = 0.2 if single else 0.11
+    low, high = (3.0, 11.0) if single else (1.5, 4.0)
     return min(max(n_tokens * per_token, low), high)
 
 
@@ -44,8 +44,8 @@ def plot_attention(maps: list[AttentionMap], path: str | os.PathLike, *, kind: s
         base = _panel_inches(n, single)
         sizes.append((base * len(m.keys) / n, base * len(m.queries) / n))
     width = max(len(hs) * (w + 0.35) for (_, _, hs), (w, _) in zip(chosen, sizes)) + 1.6
-    heights = [len(ls) * (h + 0.35) + 0.9 for (_, ls, _), (_, h) in zip(chosen, sizes)]
-    fig = new_figure(width, sum(heights) + (0.4 if title else 0))
+    heights = [len(ls) * (h + 0.3) + 0.7 for (_, ls, _), (_, h) in zip(chosen, sizes)]
+    fig = new_figure(width, sum(heights) + (0.4 if title else 0), layout="constrained")
     if title:
         fig.suptitle(title, fontsize=11)
     sections = fig.subfigures(len(chosen), 1, height_ratios=heights, squeeze=False)[:, 0]
@@ -57,12 +57,12 @@ def plot_attention(maps: list[AttentionMap], path: str | os.PathLike, *, kind: s
         for r, li in enumerate(layers):
             for c, hi in enumerate(heads):
                 ax = axes[r, c]
-                image = ax.imshow(m.weights[li, hi].numpy(), cmap="viridis", norm=norm, aspect="auto",
+                image = ax.imshow(m.weights[li, hi].numpy(), cmap="viridis", norm=norm, aspect="equal",
                                   interpolation="nearest")
                 ax.set_title(f"layer {li} head {hi}", fontsize=8, pad=3)
                 _ticks(ax, m.keys, "x", w) if r == len(layers) - 1 else ax.set_xticks([])
                 _ticks(ax, m.queries, "y", h) if c == 0 else ax.set_yticks([])
                 ax.tick_params(length=0, pad=1)
-        section.colorbar(image, ax=axes.ravel().tolist(), shrink=min(1.0, 3.0 / max(len(layers), 1)),
-                         fraction=0.03, pad=0.02, label="weight (sqrt scale)")
+        section.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6 if len(layers) > 1 else 0.9,
+                         fraction=0.04, aspect=25, label="weight (sqrt scale)")
     return save_figure(fig, path)

@@ -33,7 +33,7 @@ TEMPLATE = """<!DOCTYPE html>
 </div>
 <div id="layout">
   <div id="thumbs"></div>
-  <div><div id="where"></div><div id="info"></div><div id="view"></div></div>
+  <div><div id="where"></div><div id="legend"></div><div id="info"></div><div id="view"></div></div>
 </div>
 <script type="application/json" id="attention-data">{data}</script>
 <script>{js}</script>

@@ -20,7 +20,7 @@ const DATA = JSON.parse(document.getElementById('attention-data').textContent);
 const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b',
                 '#e377c2', '#7f7f7f', '#bcbd22', '#17becf', '#393b79', '#637939'];
 const $ = (id) => document.getElementById(id);
-const state = { map: 0, layer: 0, head: 0, view: 'matrix', hover: null };
+const state = { map: 0, layer: 0, head: 0, view: 'matrix', query: null };
 document.title = DATA.title;
 $('title').textContent = DATA.title;
 
@@ -71,7 +71,8 @@ function drawThumbs() {
     box.appendChild(Object.assign(document.createElement('div'), { className: 'hdr', textContent: 'L' + l }));
     for (let h = 0; h < m.heads; h++) {
       const c = document.createElement('canvas');
-      c.width = s; c.height = t; c.style.width = s * scale + 'px'; c.style.height = t * scale + 'px';
+      c.width = s; c.height = t;
+      c.style.width = Math.max(24, s * scale) + 'px'; c.style.height = Math.max(24, t * scale) + 'px';
       const ctx = c.getContext('2d'), img = ctx.createImageData(s, t), w = m.w[l][h];
       for (let i = 0; i < t * s; i++) {
         img.data.set([...rgb(w[i] / 1000), 255], 4 * i);
@@ -172,10 +173,17 @@ function drawLines() {  // bertviz-style: queries left, keys right, one line per
     e.textContent = k; e.onmouseenter = () => focus('j', j);
   });
   g.onmouseleave = () => { focus('i', null); info(''); };
+  if (state.query !== null && state.query < t) focus('i', state.query);
+  const key = $('legend');
+  key.innerHTML = '';
+  if (heads.length > 1) heads.forEach((h) => {
+    const e = Object.assign(document.createElement('span'), { textContent: ' head ' + h + ' ' });
+    e.style.color = COLORS[h % COLORS.length]; e.style.fontWeight = 'bold'; key.appendChild(e);
+  });
 }
 
 function render() {
-  sync(); drawThumbs();
+  sync(); drawThumbs(); $('legend').innerHTML = '';
   (state.view === 'lines' ? drawLines : drawMatrix)();
   const m = cur();
   $('where').textContent = `${m.title}, layer ${state.layer}, ${state.head < 0 ? 'all heads' : 'head ' + state.head}`;
@@ -194,7 +202,7 @@ document.addEventListener('keydown', (e) => {
   else return;
   e.preventDefault(); render();
 });
-function fromHash() {  // e.g. #kind=2&layer=1&head=-1&view=lines (handy for screenshots and links)
+function fromHash() {  // e.g. #kind=2&layer=1&head=-1&view=lines&query=3 (for screenshots and links)
   const p = new URLSearchParams(location.hash.slice(1)), n = (k, d) => (p.has(k) ? +p.get(k) : d);
   state.map = Math.max(0, Math.min(DATA.maps.length - 1, n('kind', 0)));
   refillLayerHead();
@@ -202,6 +210,7 @@ function fromHash() {  // e.g. #kind=2&layer=1&head=-1&view=lines (handy for scr
   state.layer = Math.max(0, Math.min(m.layers - 1, n('layer', 0)));
   state.head = Math.max(-1, Math.min(m.heads - 1, n('head', 0)));
   state.view = p.get('view') === 'lines' ? 'lines' : 'matrix';
+  state.query = p.has('query') ? +p.get('query') : null;  // lines view: start focused on this query
 }
 fillControls();
 fromHash();

@@ -9,14 +9,19 @@ Times the forward pass of a gpt-tiny-shaped decoder three ways, alternating, in 
 
 and prints medians and the ratios default/hand (overhead of the assembled model on the
 default path) and weights/default (what asking for the weights costs). Also times
-forward + backward for default vs hand. A script, not a test:
+forward + backward for default vs hand, and counts the aten ops each forward dispatches
+(the same kernels: any gap is Python overhead, visible when the GPU is launch-bound).
+A script, not a test:
 
     python tests/benchmarks/bench_attention_path.py [--device cuda] [--batch 8] [--seq 256]
+    python tests/benchmarks/bench_attention_path.py --set model.d_model=768 --set model.n_heads=12 \
+        --set model.n_layers=12 --set model.ffn.hidden=3072 --set model.max_len=1024 --seq 1024  # GPT-2 small
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import platform
 import statistics
 import time
@@ -24,6 +29,7 @@ import time
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from stackform.assemble import assemble
 
@@ -78,6 +84,26 @@ def hand_copy(model) -> HandGPT:
     return hand.to(next(model.parameters()).device)
 
 
+class OpCounter(TorchDispatchMode):
+    """Counts the aten ops a call dispatches (views included; they launch no kernel)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: collections.Counter = collections.Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops[str(func)] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def compute_ops(fn) -> collections.Counter:
+    """The non-view aten ops of one call of ``fn``."""
+    views = ("view", "t.default", "transpose", "split", "unbind", "_unsafe_view", "permute")
+    with torch.no_grad(), OpCounter() as counter:
+        fn()
+    return collections.Counter({k: v for k, v in counter.ops.items() if not any(w in k for w in views)})
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -99,17 +125,21 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seq", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="spec override (dims)")
     parser.add_argument("--inner", type=int, default=0, help="calls per timing (default: 3 on cpu, 20 on cuda)")
     args = parser.parse_args()
     device = torch.device(args.device)
     inner = args.inner or (20 if device.type == "cuda" else 3)
-    model = assemble("gpt-tiny", seed=0, device=device).eval()
+    model = assemble("gpt-tiny", overrides=args.set, seed=0, device=device).eval()
     hand = hand_copy(model).eval()
-    ids = torch.randint(0, 256, (args.batch, args.seq), device=device)
+    ids = torch.randint(0, 256, (args.batch, args.seq), device=device)  # [b, t]
     model.check_inputs = False  # the id-range check costs a host sync; the hand-written model has none
     with torch.no_grad():
         diff = (model(ids) - hand(ids)).abs().max().item()
     assert diff < 1e-3, f"the hand-written copy disagrees: max |diff| {diff}"
+
+    ops = {"default": compute_ops(lambda: model(ids)), "hand": compute_ops(lambda: hand(ids))}
+    sdpa = sum(v for k, v in ops["default"].items() if "scaled_dot_product" in k)
 
     def train_step(net) -> None:
         logits = net(ids)
@@ -136,8 +166,12 @@ def main() -> None:
     med = {k: statistics.median(v) for k, v in times.items()}
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or 'cpu'}, " \
         f"{torch.get_num_threads()} threads"
-    print(f"gpt-tiny shape, batch {args.batch} x seq {args.seq}, {device.type} ({where}), torch {torch.__version__}, "
+    spec = model.spec.model
+    print(f"gpt-tiny shape (d_model {spec.d_model}, {spec.n_layers} layers, {spec.n_heads} heads), batch {args.batch} x seq {args.seq}, {device.type} ({where}), torch {torch.__version__}, "
           f"median of {args.rounds} rounds x {inner} calls, max |logits diff| vs hand-written {diff:.1e}")
+    only = dict(ops["default"] - ops["hand"]), dict(ops["hand"] - ops["default"])
+    print(f"  compute ops per forward: default {sum(ops['default'].values())} ({sdpa} SDPA), "
+          f"hand {sum(ops['hand'].values())}; only in default {only[0]}, only in hand {only[1]}")
     for k, v in med.items():
         print(f"  {k:<18} {v * 1e3:8.3f} ms")
     print(f"  default / hand (forward)          {med['fwd default'] / med['fwd hand']:.3f}")
