@@ -12,6 +12,7 @@ from torch import nn
 
 from stackform.assemble.models import EncoderDecoderModel, StackformModel
 from stackform.blocks import Positional, Stack, TokenEmbedding
+from stackform.specs import BlockSpec
 
 
 @dataclass
@@ -37,7 +38,7 @@ class StackView:
     head: str | None = None
 
 
-def block_label(module: nn.Module, spec_block=None, limit: int = 2) -> str:
+def block_label(module: nn.Module, spec_block: BlockSpec | None = None, limit: int = 2) -> str:
     """A registered block's name and its non-default parameters (from the spec), at most ``limit``."""
     name = getattr(module, "block_name", type(module).__name__)
     if spec_block is None or spec_block.type != name:
@@ -51,7 +52,7 @@ def block_label(module: nn.Module, spec_block=None, limit: int = 2) -> str:
     return " ".join([name, *shown[:limit]])
 
 
-def _ffn_label(module: nn.Module, spec_block) -> str:
+def _ffn_label(module: nn.Module, spec_block: BlockSpec | None) -> str:
     """'mlp gelu, hidden 512': the name, the activation and the hidden width."""
     name = getattr(module, "block_name", type(module).__name__)
     params = spec_block.params if spec_block is not None and spec_block.type == name else None
