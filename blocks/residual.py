@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from stackform.registry import BlockParams, Dims, register
@@ -13,50 +14,58 @@ Sublayer = Callable[[torch.Tensor], torch.Tensor]
 NormFactory = Callable[[], nn.Module]
 
 
+class _Residual(nn.Module):
+    """Shared part: residual dropout on the sublayer's output (skipped outright when p is 0)."""
+
+    def __init__(self, dims: Dims):
+        super().__init__()
+        self.p = dims.dropout
+
+    def drop(self, y: torch.Tensor) -> torch.Tensor:
+        return F.dropout(y, self.p, self.training) if self.p else y
+
+
 @register("residual", "pre")
-class PreNorm(nn.Module):
+class PreNorm(_Residual):
     """x + dropout(f(norm(x))); the stack ends with a final norm (GPT-2, LLaMA)."""
 
     final_norm = True
     Params = BlockParams
 
     def __init__(self, dims: Dims, params: BlockParams, norm: NormFactory):
-        super().__init__()
+        super().__init__(dims)
         self.norm = norm()
-        self.dropout = nn.Dropout(dims.dropout)
 
     def forward(self, x: torch.Tensor, sublayer: Sublayer) -> torch.Tensor:
-        return x + self.dropout(sublayer(self.norm(x)))
+        return x + self.drop(sublayer(self.norm(x)))
 
 
 @register("residual", "post")
-class PostNorm(nn.Module):
+class PostNorm(_Residual):
     """norm(x + dropout(f(x))): the original Transformer's Add & Norm."""
 
     final_norm = False
     Params = BlockParams
 
     def __init__(self, dims: Dims, params: BlockParams, norm: NormFactory):
-        super().__init__()
+        super().__init__(dims)
         self.norm = norm()
-        self.dropout = nn.Dropout(dims.dropout)
 
     def forward(self, x: torch.Tensor, sublayer: Sublayer) -> torch.Tensor:
-        return self.norm(x + self.dropout(sublayer(x)))
+        return self.norm(x + self.drop(sublayer(x)))
 
 
 @register("residual", "sandwich")
-class SandwichNorm(nn.Module):
+class SandwichNorm(_Residual):
     """x + dropout(norm_out(f(norm_in(x)))): norms on both sides of the sublayer (CogView, Gemma 2)."""
 
     final_norm = True
     Params = BlockParams
 
     def __init__(self, dims: Dims, params: BlockParams, norm: NormFactory):
-        super().__init__()
+        super().__init__(dims)
         self.norm = norm()
         self.norm_out = norm()
-        self.dropout = nn.Dropout(dims.dropout)
 
     def forward(self, x: torch.Tensor, sublayer: Sublayer) -> torch.Tensor:
-        return x + self.dropout(self.norm_out(sublayer(self.norm(x))))
+        return x + self.drop(self.norm_out(sublayer(self.norm(x))))
