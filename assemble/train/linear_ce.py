@@ -7,7 +7,9 @@ into the gradients of ``hidden``, ``weight`` and ``bias`` right away (in the
 forward pass), and thrown away. Backward then only scales the stored gradients.
 FLOPs are those of the plain head (three matmuls); memory holds one chunk of logits.
 On CUDA the vocabulary is padded to a multiple of 128 inside the matmul (padded
-logits are masked out), which keeps the tensor cores on their fast shapes.
+logits are masked out), which keeps the tensor cores on their fast shapes, and the
+per-chunk math is compiled into fused kernels. Small problems on the CPU take plain
+autograd (``F.linear`` + ``F.cross_entropy``), which is faster there.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch.nn.functional as F
 
 IGNORE = -100
 CHUNK_ELEMENTS = 1 << 26  # logits per chunk (64M: 256 MB in fp32)
+SMALL_ELEMENTS = 1 << 24  # on CPU, up to this many logits take the plain path (64 MB in fp32)
 
 
 def _chunk_rows(vocab: int, rows: int) -> int:
@@ -123,6 +126,12 @@ def linear_cross_entropy(
     """
     h = hidden.reshape(-1, hidden.shape[-1])  # [n, d]
     y = targets.reshape(-1)  # [n]
+    if not h.is_cuda and h.shape[0] * weight.shape[0] <= SMALL_ELEMENTS:
+        # small on CPU: plain autograd is fastest and its logits are cheap to hold
+        logits = F.linear(h, weight, bias)  # [n, V]
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+        total = F.cross_entropy(logits, y, ignore_index=IGNORE, reduction="sum", label_smoothing=float(label_smoothing))
+        return total, (y != IGNORE).sum()
     pad_to = 128 if h.is_cuda else 0
     total = _LinearCrossEntropy.apply(h, weight, bias, y, float(label_smoothing), pad_to)
     return total, (y != IGNORE).sum()

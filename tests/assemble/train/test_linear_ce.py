@@ -13,8 +13,10 @@ import stackform.assemble.train.linear_ce as lce
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
 @pytest.mark.parametrize("with_bias", [False, True])
 @pytest.mark.parametrize("chunk", [7, 1 << 26])  # several chunks, or one
-def test_matches_plain_cross_entropy(smoothing, with_bias, chunk, monkeypatch):
+@pytest.mark.parametrize("small", [0, 1 << 24], ids=["chunked", "plain"])
+def test_matches_plain_cross_entropy(smoothing, with_bias, chunk, small, monkeypatch):
     monkeypatch.setattr(lce, "CHUNK_ELEMENTS", chunk * 37)
+    monkeypatch.setattr(lce, "SMALL_ELEMENTS", small)
     g = torch.Generator().manual_seed(0)
     hidden = torch.randn(3, 11, 16, generator=g, dtype=torch.float64, requires_grad=True)
     weight = torch.randn(37, 16, generator=g, dtype=torch.float64, requires_grad=True)
@@ -38,7 +40,8 @@ def test_matches_plain_cross_entropy(smoothing, with_bias, chunk, monkeypatch):
         torch.testing.assert_close(mine, theirs)
 
 
-def test_no_grad_gives_the_loss_only():
+def test_no_grad_gives_the_loss_only(monkeypatch):
+    monkeypatch.setattr(lce, "SMALL_ELEMENTS", 0)
     hidden, weight = torch.randn(5, 8), torch.randn(9, 8)
     targets = torch.randint(0, 9, (5,))
     with torch.no_grad():
