@@ -59,4 +59,4 @@ class TokenEmbedding(nn.Module):
         x = positional.embed(x, positions)
         if self.norm is not None:
             x = self.norm(x)
-        return self.dropout(x)
+        return self.dropout(x) if self.dropout.p else x

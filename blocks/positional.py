@@ -13,6 +13,7 @@ import math
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from pydantic import Field, PositiveInt, model_validator
 from torch import nn
 
@@ -80,7 +81,7 @@ class Sinusoidal(Positional):
         self.register_buffer("table", table, persistent=False)
 
     def embed(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        return x + self.table[positions].to(x.dtype)
+        return x + F.embedding(positions, self.table).to(x.dtype)
 
 
 @register("positional", "learned")
@@ -93,7 +94,7 @@ class Learned(Positional):
         nn.init.normal_(self.weight, std=0.02)
 
     def embed(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        return x + self.weight[positions]
+        return x + F.embedding(positions, self.weight)  # [t, d], broadcast over the batch
 
 
 class RopeScaling(BlockParams):
