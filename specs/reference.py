@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from stackform.registry.core import type_name
 
 from .models import LayerGroup, ModelSpec, SideSpec, Spec
-from .train import BuiltinData, OptimizerSpec, PairsData, ScheduleSpec, TextData, TrainSpec
+from .train import BuiltinData, FsdpSpec, OptimizerSpec, PairsData, ScheduleSpec, TextData, TrainSpec
 
 SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("top level", Spec),
@@ -21,6 +21,7 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("train.data: pairs", PairsData),
     ("train.optimizer", OptimizerSpec),
     ("train.schedule", ScheduleSpec),
+    ("train.fsdp", FsdpSpec),
 ]
 
 

@@ -76,13 +76,25 @@ class ScheduleSpec(_Strict):
         return self
 
 
+class FsdpSpec(_Strict):
+    """FSDP2 settings (``parallel: fsdp``): mixed precision and resharding of each layer."""
+
+    param_dtype: Literal["fp32", "bf16"] = Field(
+        "fp32", description="dtype of the gathered parameters, so of the compute and the all-gathers")
+    reduce_dtype: Literal["fp32", "bf16"] = Field("fp32", description="dtype of the gradient reduce-scatter")
+    reshard_after_forward: bool = Field(
+        True, description="free each layer's gathered weights after forward (gather again in backward)")
+
+
 class TrainSpec(_Strict):
     """How to train: task, data, optimizer, schedule, precision, checkpoints."""
 
     task: Literal["causal_lm", "mlm", "seq2seq"] | None = None
     data: DataSpec | None = Field(None, description="default: builtin pydoc for text tasks, builtin numbers for seq2seq")
     tokenizer: Literal["bytes"] = "bytes"
-    batch_size: PositiveInt = Field(32, description="sequences per micro-batch (a step sees batch_size * grad_accum)")
+    batch_size: PositiveInt = Field(
+        32, description="sequences per micro-batch (a step sees batch_size * grad_accum); "
+                        "the global batch under torchrun, split evenly across processes")
     seq_len: PositiveInt | None = Field(None, description="tokens per training window; default model.max_len")
     steps: PositiveInt = 1000
     max_minutes: float | None = Field(
@@ -106,13 +118,21 @@ class TrainSpec(_Strict):
     samples: int = Field(3, ge=0, description="samples printed and saved at the end")
     sample_tokens: PositiveInt = 200
     out_dir: str | None = None
-    parallel: Literal["auto", "none", "ddp", "fsdp"] = "auto"
+    parallel: Literal["auto", "none", "ddp", "fsdp"] = Field(
+        "auto", description="several processes (torchrun): auto = ddp; ignored by a single process")
+    fsdp: FsdpSpec = Field(default_factory=FsdpSpec, description="settings of parallel: fsdp")
     on_nan: Literal["stop", "skip"] = "stop"
 
     @model_validator(mode="after")
     def _warmup_fits(self) -> "TrainSpec":
         if self.schedule.type != "noam" and self.schedule.warmup > self.steps:
             raise ValueError(f"@schedule.warmup@ warmup ({self.schedule.warmup}) is longer than steps ({self.steps})")
+        return self
+
+    @model_validator(mode="after")
+    def _fsdp_needs_fsdp(self) -> "TrainSpec":
+        if self.fsdp != FsdpSpec() and self.parallel != "fsdp":  # defaults pass: dumped specs hold them
+            raise ValueError(f"@fsdp@ fsdp settings need parallel: fsdp (parallel is {self.parallel})")
         return self
 
     def problem_with(self, model: Any) -> tuple[str, str] | None:

@@ -1,4 +1,4 @@
-"""``stackform train SPEC [KEY=VALUE ...] [--resume RUN_DIR] [--out-dir DIR] [--overwrite]``."""
+"""``stackform train SPEC [KEY=VALUE ...] [--resume RUN_DIR] [--out-dir DIR] [--overwrite] [--nproc N]``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from stackform.registry import StackformError
 EPILOG = """examples:
   stackform train gpt-tiny                                   # zoo name or path; trains, evaluates, saves, samples
   stackform train my.yaml train.steps=500 model.d_model=192  # dotted overrides
-  stackform train --resume runs/my train.steps=4000          # continue exactly where it stopped"""
+  stackform train --resume runs/my train.steps=4000          # continue exactly where it stopped
+  stackform train my.yaml --nproc 4                          # 4 processes (torchrun), DDP; docs/distributed.md"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,6 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", metavar="DEVICE", help="shortcut for train.device=DEVICE (auto, cpu, cuda, cuda:1)")
     p.add_argument("--steps", type=int, metavar="N", help="shortcut for train.steps=N")
     p.add_argument("--quiet", action="store_true", help="no progress or summary output")
+    p.add_argument("--nproc", type=int, metavar="N",
+                   help="train with N processes on this machine: relaunches this command through torchrun")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,6 +41,24 @@ def run(args: argparse.Namespace) -> int:
         raise StackformError(f"stackform train: one spec at a time, got {len(specs)}: {', '.join(specs)}")
     if not specs and not args.resume:
         raise StackformError("stackform train: give a spec (file or zoo name, e.g. gpt-tiny) or --resume RUN_DIR")
+    if args.nproc is not None and args.nproc != 1:
+        return _launch(args, specs[0] if specs else None, overrides)
     result = train(specs[0] if specs else None, overrides, out_dir=args.out_dir, resume=args.resume,
                    overwrite=args.overwrite, quiet=args.quiet)
     return 130 if result.stopped == "interrupted" else 0
+
+
+def _launch(args: argparse.Namespace, spec: str | None, overrides: list[str]) -> int:
+    """``--nproc N``: check what can be checked here, then run this command again under torchrun."""
+    from stackform.assemble.train.launch import check_launch, launch
+    from stackform.specs import load_spec
+
+    check_launch(args.nproc, load_spec(spec, overrides) if spec is not None else None)
+    argv = list(args.args)
+    for flag, value in (("--resume", args.resume), ("--out-dir", args.out_dir), ("--device", args.device),
+                        ("--steps", args.steps)):
+        if value is not None:
+            argv += [flag, str(value)]
+    argv += [flag for flag, on in (("--overwrite", args.overwrite), ("--quiet", args.quiet),
+                                   ("--debug", getattr(args, "debug", False))) if on]
+    return launch(args.nproc, argv)

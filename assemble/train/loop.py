@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import threading
@@ -76,22 +77,42 @@ class Trainer:
             group["lr"] = lr
         total = torch.zeros((), device=run.device)
         tokens = 0
-        for _ in range(train.grad_accum):
+        for i in range(train.grad_accum):
             batch = run.task.train_batch(train.batch_size)
             tokens += input_tokens(batch, run.spec.model.pad_id)
+            batch, scale = self.shard(batch)
             batch = to_device(batch, run.device)
-            with autocast(run.device, run.amp_dtype):
-                hidden = hidden_states(run.forward, batch)
-                loss_sum, n = chunked_cross_entropy(run.model.head, hidden, batch["labels"],
-                                                    label_smoothing=train.label_smoothing,
-                                                    select=train.task != "causal_lm")
-            loss = loss_sum / max(n, 1) / train.grad_accum
-            (run.scaler.scale(loss) if run.scaler else loss).backward()
+            with self.accumulating(last=i == train.grad_accum - 1):
+                with autocast(run.device, run.amp_dtype):
+                    hidden = hidden_states(run.forward, batch)
+                    loss_sum, n = chunked_cross_entropy(run.model.head, hidden, batch["labels"],
+                                                        label_smoothing=train.label_smoothing,
+                                                        select=train.task != "causal_lm")
+                loss = (loss_sum / max(n, 1) if scale is None else loss_sum * scale) / train.grad_accum
+                (run.scaler.scale(loss) if run.scaler else loss).backward()
             total += loss.detach()
         if run.scaler:
             run.scaler.unscale_(run.optimizer)
         norm = torch.nn.utils.clip_grad_norm_(self.params, train.grad_clip or math.inf, foreach=True)
+        total, norm = self.reduce(total, norm)
         return total, norm, tokens, lr
+
+    # hooks of the multi-process loop (parallel_loop.py); one process: no-ops
+
+    def sync(self) -> None:
+        """Before each step: agree with the other processes on the clock and on stopping."""
+
+    def shard(self, batch: dict) -> tuple[dict, float | None]:
+        """(this process's rows, factor of its summed loss); None: divide by its own target count."""
+        return batch, None
+
+    def accumulating(self, last: bool):
+        """Context of one micro-batch; gradients are synchronized across processes on the ``last``."""
+        return contextlib.nullcontext()
+
+    def reduce(self, total: torch.Tensor, norm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The step's loss and gradient norm as every process should see them."""
+        return total, norm
 
     def _finite(self, loss: torch.Tensor, norm: torch.Tensor) -> bool:
         ok = torch.isfinite(loss) if self.run.scaler else torch.isfinite(loss) & torch.isfinite(norm)
@@ -141,6 +162,7 @@ class Trainer:
         window = {"loss": 0.0, "steps": 0, "tokens": 0, "t0": time.perf_counter(), "paused": 0.0}
         model_fields = {"lr": 0.0, "norm": 0.0}
         while run.counters.step < train.steps:
+            self.sync()
             if self.stop_requested:
                 return "interrupted"
             if stop_at_step is not None and run.counters.step >= stop_at_step:

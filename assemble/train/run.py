@@ -16,10 +16,13 @@ from stackform.specs import Spec, load_spec
 from ..build import build_model
 from ..checkpoint import atomic_write, load, read_checkpoint, spec_of
 from ..data import load_task, unigram_log_probs
+from . import distributed
+from .consolidate import state_hooks
 from .console import Console, MetricsLog, fmt_duration
 from .device import TrainingError, configure, resolve_device, resolve_precision
 from .loop import MODEL_FILE, Run, Trainer
 from .optim import build_optimizer
+from .parallel_loop import ParallelTrainer, SilentLog
 from .report import plot_curves, samples
 from .state import STATE_FILE, Counters, load_train_state
 from .summary import header, summary
@@ -102,6 +105,7 @@ def train(
 
     ``resume``: a run folder to continue exactly (its own spec; ``train.*`` overrides allowed).
     ``stop_at_step``: stop and save after that step, as an interrupted run would.
+    Under torchrun every process calls this; they train one model together (docs/distributed.md).
     Every user error raises a StackformError.
     """
     resume_dir = Path(resume) if resume is not None else None
@@ -112,28 +116,32 @@ def train(
     else:
         spec = load_spec(spec, overrides)
     out = _out_dir(spec, out_dir, resume_dir, overwrite)
-    device = resolve_device(spec.train.device)
+    ranks = distributed.start(spec, resolve_device(spec.train.device))
+    device = ranks.device
     amp_dtype = resolve_precision(spec.train.precision, device)
     configure(device)
     task = load_task(spec)
     model = _model(spec, resume_dir, device)
+    forward = ranks.prepare(model, spec, amp_dtype)  # DDP wrapper or FSDP2 shards; the model for one process
     optimizer = build_optimizer(model, spec.train.optimizer, device)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     counters = Counters()
     if resume_dir is not None:
-        counters = load_train_state(resume_dir / STATE_FILE, optimizer, task.generator)
+        counters = load_train_state(resume_dir / STATE_FILE, optimizer, task.generator,
+                                    **state_hooks(model, optimizer, ranks))
         if scaler is not None and counters.scaler:
             scaler.load_state_dict(counters.scaler)
-    atomic_write(out / "spec.yaml", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False).encode())
-    console = Console(spec.train.steps, counters.step, quiet)
+    if ranks.is_main:
+        atomic_write(out / "spec.yaml", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False).encode())
+    console = Console(spec.train.steps, counters.step, quiet or not ranks.is_main)
     unigram = unigram_log_probs(task.split.train, spec.model.vocab_size) if spec.train.task == "mlm" else None
-    run = Run(spec, model, torch.compile(model) if spec.train.compile else model, task, optimizer, scaler,
-              device, amp_dtype, out, MetricsLog(out / "metrics.jsonl", counters.step if resume_dir else None),
-              console, counters, unigram)
+    log = MetricsLog(out / "metrics.jsonl", counters.step if resume_dir else None) if ranks.is_main else SilentLog()
+    run = Run(spec, model, torch.compile(forward) if spec.train.compile else forward, task, optimizer, scaler,
+              device, amp_dtype, out, log, console, counters, unigram)
     if resume_dir is not None and out == resume_dir:
         run.last_save_step = counters.step  # its checkpoint is the last good one
-    console.line(header(run, resumed=resume_dir is not None))
-    trainer = Trainer(run)
+    console.line(header(run, resumed=resume_dir is not None) + ranks.describe())
+    trainer = ParallelTrainer(run, ranks) if ranks.active else Trainer(run)
     try:
         stopped = trainer.loop(stop_at_step)
         step = counters.step
@@ -142,10 +150,15 @@ def train(
     finally:
         console.close()
         run.log.close()
-    plot_curves(out / "curves.png", run.log.records, f"{spec.name}: loss")
-    lines = samples(model, task, spec, device, amp_dtype) if stopped != "interrupted" else []
-    atomic_write(out / "samples.txt", ("\n\n".join(lines) + "\n").encode())
+    if ranks.active:  # FSDP: rank 0 samples from a plain copy of the saved weights
+        model, device, amp_dtype = trainer.final_model(model, device, amp_dtype)
+    lines = []
+    if ranks.is_main:
+        plot_curves(out / "curves.png", run.log.records, f"{spec.name}: loss")
+        lines = samples(model, task, spec, device, amp_dtype) if stopped != "interrupted" else []
+        atomic_write(out / "samples.txt", ("\n\n".join(lines) + "\n").encode())
+    ranks.barrier()  # every process returns once the run folder is complete
     result = TrainResult(out, counters.step, stopped, metrics, trainer.elapsed(), spec, model, lines)
-    if not quiet:
+    if not quiet and ranks.is_main:
         print(summary(result, RUN_FILES))
     return result
