@@ -26,8 +26,12 @@ class LMHead(nn.Module):
         self.bias = nn.Parameter(torch.zeros(vocab_size)) if bias else None
         self.tied = tied is not None
 
+    def features(self, h: torch.Tensor) -> torch.Tensor:
+        """What the vocabulary projection sees (a fused loss projects these itself)."""
+        return h
+
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return nn.functional.linear(h, self.weight, self.bias)  # [b, t, vocab]
+        return nn.functional.linear(self.features(h), self.weight, self.bias)  # [b, t, vocab]
 
 
 @register("head", "linear")
@@ -42,10 +46,8 @@ class LinearHead(LMHead):
         super().__init__(dims.d_model, dims.vocab_size, tied, params.bias)
         self.input_scale = dims.d_model ** -0.5 if params.rescale else 1.0
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        if self.input_scale != 1.0:
-            h = h * self.input_scale
-        return super().forward(h)
+    def features(self, h: torch.Tensor) -> torch.Tensor:
+        return h * self.input_scale if self.input_scale != 1.0 else h
 
 
 @register("head", "mlm")
@@ -63,5 +65,5 @@ class MLMHead(LMHead):
         self.act = ACTIVATIONS[params.activation]
         self.norm = nn.LayerNorm(dims.d_model, eps=params.eps)
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return super().forward(self.norm(self.act(self.transform(h))))
+    def features(self, h: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.act(self.transform(h)))
