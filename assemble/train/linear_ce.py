@@ -43,9 +43,9 @@ def _chunk_loss_grad(logits: torch.Tensor, y: torch.Tensor, vocab: int, eps: flo
     total = (loss * valid).sum()
     if not want_grad:
         return total, None
-    grad = torch.exp(x - lse[:, None]) - (1 - eps) * (col[None, :] == safe[:, None])
+    grad = torch.exp(x - lse[:, None]) - (1 - eps) * (col[None, :] == safe[:, None]).to(acc)
     if eps:
-        grad = grad - (eps / vocab) * (col < vocab)
+        grad = grad - (eps / vocab) * (col < vocab).to(acc)
     return total, (grad * valid[:, None]).to(logits.dtype)
 
 
@@ -63,15 +63,16 @@ def _chunk_fn(device_type: str):
 
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, hidden, weight, bias, targets, label_smoothing, pad_to):  # noqa: D102
+    def forward(ctx, hidden, weight, bias, targets, label_smoothing, pad_to, chunk_rows):  # noqa: D102
         device_type = hidden.device.type
         dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else hidden.dtype
         ctx.dtypes = (hidden.dtype, weight.dtype, bias.dtype if bias is not None else None)
         with torch.autocast(device_type, enabled=False):
-            return _LinearCrossEntropy._run(ctx, hidden, weight, bias, targets, label_smoothing, pad_to, dtype)
+            return _LinearCrossEntropy._run(ctx, hidden, weight, bias, targets, label_smoothing, pad_to, dtype,
+                                            chunk_rows)
 
     @staticmethod
-    def _run(ctx, hidden, weight, bias, targets, eps, pad_to, dtype):
+    def _run(ctx, hidden, weight, bias, targets, eps, pad_to, dtype, chunk_rows):
         vocab = weight.shape[0]
         w = weight.to(dtype)  # one cast for all chunks
         if pad_to and vocab % pad_to:
@@ -86,7 +87,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         chunk_fn = _chunk_fn(hidden.device.type)
         total = torch.zeros((), dtype=acc, device=w.device)
         rows = hidden.shape[0]
-        step = _chunk_rows(w.shape[0], rows)
+        step = chunk_rows or _chunk_rows(w.shape[0], rows)
         for start in range(0, rows, step):
             h, y = hidden[start:start + step].to(dtype), targets[start:start + step]
             logits = h @ w.t() if b is None else torch.addmm(b, h, w.t())  # [c, V']
@@ -110,7 +111,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         grads = []
         for grad, dtype in zip(ctx.saved_tensors, ctx.dtypes):
             grads.append(None if grad is None else (grad * grad_total.to(grad.dtype)).to(dtype))
-        return (*grads, None, None, None)
+        return (*grads, None, None, None, None)
 
 
 def linear_cross_entropy(
@@ -119,19 +120,21 @@ def linear_cross_entropy(
     bias: torch.Tensor | None,
     targets: torch.Tensor,
     label_smoothing: float = 0.0,
+    chunk_rows: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(summed loss, number of counted targets) for hidden [..., d], weight [V, d], targets [...].
 
     Targets equal to IGNORE (-100) are skipped. The count is a tensor (no host sync).
+    ``chunk_rows`` fixes the rows per chunk (default: about CHUNK_ELEMENTS logits per chunk).
     """
     h = hidden.reshape(-1, hidden.shape[-1])  # [n, d]
     y = targets.reshape(-1)  # [n]
-    if not h.is_cuda and h.shape[0] * weight.shape[0] <= SMALL_ELEMENTS:
+    if chunk_rows is None and not h.is_cuda and h.shape[0] * weight.shape[0] <= SMALL_ELEMENTS:
         # small on CPU: plain autograd is fastest and its logits are cheap to hold
         logits = F.linear(h, weight, bias)  # [n, V]
         logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
         total = F.cross_entropy(logits, y, ignore_index=IGNORE, reduction="sum", label_smoothing=float(label_smoothing))
         return total, (y != IGNORE).sum()
     pad_to = 128 if h.is_cuda else 0
-    total = _LinearCrossEntropy.apply(h, weight, bias, y, float(label_smoothing), pad_to)
+    total = _LinearCrossEntropy.apply(h, weight, bias, y, float(label_smoothing), pad_to, chunk_rows)
     return total, (y != IGNORE).sum()

@@ -55,7 +55,7 @@ def test_padding_the_vocabulary_changes_nothing(monkeypatch):
     hidden = torch.randn(6, 8, generator=g, dtype=torch.float64, requires_grad=True)
     weight = torch.randn(50, 8, generator=g, dtype=torch.float64, requires_grad=True)
     targets = torch.randint(0, 50, (6,), generator=g)
-    total = lce._LinearCrossEntropy.apply(hidden, weight, None, targets, 0.0, 128)
+    total = lce._LinearCrossEntropy.apply(hidden, weight, None, targets, 0.0, 128, None)
     total.backward()
     expected = F.cross_entropy(hidden @ weight.t(), targets, reduction="sum")
     torch.testing.assert_close(total, expected)
