@@ -56,6 +56,9 @@ def summary(result: Any, files: tuple[str, ...]) -> str:
     lines += ["  " + line for line in _metric_lines(spec.train.task, result.metrics)]
     present = [f for f in files if (Path(result.out_dir) / f).exists()]
     lines.append(f"  files in {result.out_dir}/: {', '.join(present)}")
-    if result.stopped != "done":
+    if result.stopped == "time budget":
+        more = 2 * spec.train.max_minutes
+        lines.append(f"  train longer with: stackform train --resume {result.out_dir} train.max_minutes={more:g}")
+    elif result.stopped != "done":
         lines.append(f"  continue with: stackform train --resume {result.out_dir}")
     return "\n".join(lines)

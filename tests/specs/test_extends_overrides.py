@@ -9,18 +9,18 @@ from stackform.specs import SpecError, load_spec
 
 def test_extends_zoo_and_override_nested(tmp_path):
     (tmp_path / "child.yaml").write_text(
-        "extends: gpt-tiny\nname: child\nmodel:\n  n_layers: 2\n  ffn: {type: swiglu}\n"
+        "extends: gpt-tiny\nname: child\nmodel:\n  n_layers: 2\n  ffn: {type: geglu}\n"  # gpt-tiny's is swiglu
     )
     spec = load_spec(str(tmp_path / "child.yaml"))
-    assert spec.name == "child" and spec.model.n_layers == 2 and spec.model.ffn.type == "swiglu"
+    assert spec.name == "child" and spec.model.n_layers == 2 and spec.model.ffn.type == "geglu"
     assert spec.model.d_model == 128  # from gpt-tiny
     assert spec.model.ffn.params.hidden is None  # the child's ffn replaced the base's params? no: merged
 
 
 def test_extends_merges_same_type_blocks(tmp_path):
-    (tmp_path / "child.yaml").write_text("extends: gpt-tiny\nname: child\nmodel:\n  ffn: {type: mlp, hidden: 64}\n")
+    (tmp_path / "child.yaml").write_text("extends: gpt-tiny\nname: child\nmodel:\n  ffn: {type: swiglu, bias: true}\n")
     ffn = load_spec(str(tmp_path / "child.yaml")).model.ffn
-    assert (ffn.type, ffn.params.hidden, ffn.params.activation) == ("mlp", 64, "gelu")
+    assert (ffn.type, ffn.params.hidden, ffn.params.bias) == ("swiglu", 344, True)  # hidden from gpt-tiny
 
 
 def test_extends_relative_chain_and_positions(tmp_path):

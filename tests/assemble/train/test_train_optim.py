@@ -10,7 +10,7 @@ from stackform.specs.train import OptimizerSpec
 
 
 def test_groups_split_decay_and_no_decay():
-    model = assemble("gpt-tiny", d_model=32, n_heads=2, n_layers=2, device="cpu")
+    model = assemble("gpt-tiny", d_model=32, n_heads=2, n_layers=2, positional="learned", device="cpu")
     decay, no_decay = param_groups(model, 0.1)
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
     names = {id(p): n for n, p in model.named_parameters()}
