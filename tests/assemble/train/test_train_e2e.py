@@ -105,3 +105,30 @@ def test_on_nan_skip_counts_skipped_steps(tmp_path, make_spec, monkeypatch):
     assert result.step == 5
     records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert records[-2]["split"] == "train" and records[-2]["skipped"] == 2
+
+
+def test_cli_resume_and_shortcuts(tmp_path, make_spec, capsys):
+    path = _write(tmp_path, make_spec(schedule={"type": "constant", "warmup": 0}))
+    run = tmp_path / "run"
+    assert main(["train", str(path), "--steps", "3", "--device", "cpu", "--out-dir", str(run), "--quiet"]) == 0
+    assert load(run).spec.train.steps == 3 and load(run).spec.train.device == "cpu"
+    assert main(["train", "--resume", str(run), "train.steps=5"]) == 0
+    out = capsys.readouterr().out
+    assert "finished at step 5/5" in out
+    assert main(["train", "--resume", str(run), "model.n_layers=3"]) == 2
+    assert "only train.* settings can change when resuming" in capsys.readouterr().err
+
+
+def test_user_text_and_tsv_pairs(tmp_path, make_spec):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(3):
+        (corpus / f"{i}.txt").write_text(f"document {i}: the quick brown fox jumps over the lazy dog.\n" * 60)
+    text = make_spec(data={"type": "text", "path": str(corpus), "val_fraction": 0.1}, steps=3)
+    result = train(text, out_dir=tmp_path / "text", quiet=True)
+    assert result.metrics["bpb"] > 0
+    tsv = tmp_path / "pairs.tsv"
+    tsv.write_text("".join(f"{i}\t{i * 2}\n" for i in range(60)))
+    pairs = make_spec("encoder_decoder", data={"type": "pairs", "path": str(tsv)}, steps=3)
+    result = train(pairs, out_dir=tmp_path / "pairs", quiet=True)
+    assert 0.0 <= result.metrics["exact_match"] <= 1.0
