@@ -132,3 +132,25 @@ def test_user_text_and_tsv_pairs(tmp_path, make_spec):
     pairs = make_spec("encoder_decoder", data={"type": "pairs", "path": str(tsv)}, steps=3)
     result = train(pairs, out_dir=tmp_path / "pairs", quiet=True)
     assert 0.0 <= result.metrics["exact_match"] <= 1.0
+
+
+def test_ctrl_c_stops_after_the_step_and_saves(tmp_path, make_spec, monkeypatch):
+    import signal
+
+    import stackform.assemble.train.loop as loop
+
+    real = loop.Trainer.train_step
+
+    def train_step(self, s):
+        out = real(self, s)
+        if s == 2:
+            signal.raise_signal(signal.SIGINT)  # as if the user pressed Ctrl-C during step 2
+        return out
+
+    monkeypatch.setattr(loop.Trainer, "train_step", train_step)
+    result = train(make_spec(steps=6), out_dir=tmp_path / "run", quiet=True)
+    assert result.stopped == "interrupted" and result.step == 2
+    from stackform.assemble.checkpoint import read_checkpoint
+
+    assert read_checkpoint(tmp_path / "run" / "model.safetensors")[1]["step"] == "2"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is restored
