@@ -8,12 +8,15 @@ import torch
 
 from stackform.registry import StackformError
 
+GPT_SHAPE = ["model.positional=learned", "model.residual=pre", "model.norm=layernorm", "model.attention=mha"]
 PRESETS = {
-    # name: (spec, overrides, batch, seq)
-    "realistic": ("gpt-tiny", ["model.d_model=256", "model.n_heads=4", "model.n_layers=4", "model.max_len=256",
-                               "model.ffn.hidden=1024"], 8, 256),
-    "tiny": ("gpt-tiny", ["model.d_model=64", "model.n_heads=4", "model.n_layers=2", "model.max_len=16",
-                          "model.ffn.hidden=256"], 8, 16),
+    # name: (spec, overrides, batch, seq). The reference is a GPT-2-style model (learned positions,
+    # GELU MLP, pre-norm), so the presets pin those blocks whatever the zoo spec uses today.
+    "realistic": ("gpt-tiny", GPT_SHAPE + ["model.ffn={type: mlp, activation: gelu, hidden: 1024}",
+                                           "model.d_model=256", "model.n_heads=4", "model.n_layers=4",
+                                           "model.max_len=256"], 8, 256),
+    "tiny": ("gpt-tiny", GPT_SHAPE + ["model.ffn={type: mlp, activation: gelu, hidden: 256}", "model.d_model=64",
+                                      "model.n_heads=4", "model.n_layers=2", "model.max_len=16"], 8, 16),
     "gpt2": ("gpt2", [], 16, 1024),
 }
 
