@@ -101,7 +101,7 @@ def peer_steps(spec: Spec, batch, device: torch.device, bf16: bool, compile_mode
         ).to(device).train()
         run = _compile(model, compile_mode)
 
-        def xt_loss() -> torch.Tensor:
+        def xt_loss(run=run) -> torch.Tensor:
             logits = run(idx)
             return F.cross_entropy(logits.view(-1, logits.shape[-1]).float(), targets.view(-1))
 
@@ -114,11 +114,12 @@ def peer_steps(spec: Spec, batch, device: torch.device, bf16: bool, compile_mode
 
         config = GPT2Config(vocab_size=m.vocab_size, n_positions=m.max_len, n_embd=m.d_model, n_layer=m.n_layers,
                             n_head=m.n_heads, n_inner=m.ffn.params.hidden, resid_pdrop=0.0, embd_pdrop=0.0,
-                            attn_pdrop=0.0, tie_word_embeddings=m.tie_embeddings)
-        model = GPT2LMHeadModel(config, attn_implementation="sdpa").to(device).train()
+                            attn_pdrop=0.0, tie_word_embeddings=m.tie_embeddings, activation_function="gelu_new")
+        config._attn_implementation = "sdpa"
+        model = GPT2LMHeadModel(config).to(device).train()
         run = _compile(model, compile_mode)
 
-        def hf_loss() -> torch.Tensor:
+        def hf_loss(run=run) -> torch.Tensor:
             logits = run(input_ids=idx).logits
             return F.cross_entropy(logits.view(-1, logits.shape[-1]).float(), targets.view(-1))
 
