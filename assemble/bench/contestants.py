@@ -9,15 +9,18 @@ import torch.nn.functional as F
 
 from stackform.assemble import assemble
 from stackform.assemble.train.linear_ce import linear_cross_entropy
+from stackform.assemble.train.optim import build_optimizer
 from stackform.specs import Spec
 
 from .harness import Contestant
 from .reference import ReferenceGPT
 
 
-def _optimizer(model: torch.nn.Module, device: torch.device) -> torch.optim.Optimizer:
-    fused = device.type == "cuda"
-    return torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.0, fused=fused)
+def _optimizer(model: torch.nn.Module, device: torch.device, spec: Spec) -> torch.optim.Optimizer:
+    """What a person writes: one AdamW over all parameters (the fused kernel on CUDA)."""
+    o = spec.train.optimizer
+    return torch.optim.AdamW(model.parameters(), lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay,
+                             fused=device.type == "cuda")
 
 
 def _autocast(device: torch.device, bf16: bool):
@@ -25,8 +28,7 @@ def _autocast(device: torch.device, bf16: bool):
 
 
 def _make_step(loss_fn: Callable[[], torch.Tensor], model: torch.nn.Module, device: torch.device,
-               bf16: bool) -> Callable[[], None]:
-    opt = _optimizer(model, device)
+               bf16: bool, opt: torch.optim.Optimizer) -> Callable[[], None]:
 
     def step() -> None:
         with _autocast(device, bf16):
@@ -56,7 +58,8 @@ def stackform_step(spec: Spec, batch: tuple[torch.Tensor, torch.Tensor], device:
         total, n = linear_cross_entropy(hidden, model.head.weight, model.head.bias, targets)
         return total / n
 
-    return Contestant("stackform", _make_step(loss, model, device, bf16), model.num_parameters(), idx.numel())
+    opt = build_optimizer(model, spec.train.optimizer, device)  # what `stackform train` uses
+    return Contestant("stackform", _make_step(loss, model, device, bf16, opt), model.num_parameters(), idx.numel())
 
 
 def stackform_plain_ce_step(spec: Spec, batch, device: torch.device, bf16: bool,
@@ -72,7 +75,8 @@ def stackform_plain_ce_step(spec: Spec, batch, device: torch.device, bf16: bool,
         return F.cross_entropy(logits.view(-1, logits.shape[-1]).float(), targets.view(-1))
 
     run = torch.compile(loss_fn, mode=compile_mode) if compile_mode else loss_fn
-    return Contestant("sf+plain-ce", _make_step(lambda: run(idx, targets), model, device, bf16),
+    opt = build_optimizer(model, spec.train.optimizer, device)
+    return Contestant("sf+plain-ce", _make_step(lambda: run(idx, targets), model, device, bf16, opt),
                       model.num_parameters(), idx.numel())
 
 
@@ -82,7 +86,8 @@ def reference_step(spec: Spec, batch, device: torch.device, bf16: bool, compile_
     run = _compile(model, compile_mode)
     idx, targets = batch
     params = sum(p.numel() for p in model.parameters())
-    return Contestant("hand-written", _make_step(lambda: run(idx, targets), model, device, bf16), params, idx.numel())
+    step = _make_step(lambda: run(idx, targets), model, device, bf16, _optimizer(model, device, spec))
+    return Contestant("hand-written", step, params, idx.numel())
 
 
 def peer_steps(spec: Spec, batch, device: torch.device, bf16: bool, compile_mode: str | None,
@@ -105,7 +110,7 @@ def peer_steps(spec: Spec, batch, device: torch.device, bf16: bool, compile_mode
             logits = run(idx)
             return F.cross_entropy(logits.view(-1, logits.shape[-1]).float(), targets.view(-1))
 
-        out.append(Contestant("x-transformers", _make_step(xt_loss, model, device, bf16),
+        out.append(Contestant("x-transformers", _make_step(xt_loss, model, device, bf16, _optimizer(model, device, spec)),
                               sum(p.numel() for p in model.parameters()), idx.numel()))
     except ImportError:
         log("  (x-transformers not installed: pip install 'stackform[bench]')")
@@ -123,7 +128,7 @@ def peer_steps(spec: Spec, batch, device: torch.device, bf16: bool, compile_mode
             logits = run(input_ids=idx).logits
             return F.cross_entropy(logits.view(-1, logits.shape[-1]).float(), targets.view(-1))
 
-        out.append(Contestant("hf-gpt2", _make_step(hf_loss, model, device, bf16),
+        out.append(Contestant("hf-gpt2", _make_step(hf_loss, model, device, bf16, _optimizer(model, device, spec)),
                               sum(p.numel() for p in model.parameters()), idx.numel()))
     except ImportError:
         log("  (transformers not installed: pip install 'stackform[bench]')")
