@@ -133,27 +133,29 @@ class Trainer:
             "try a lower train.optimizer.lr, train.grad_clip, or train.on_nan: skip"
         )
 
-    def _install_sigint(self):
+    def _install_signals(self) -> dict:
+        """Ctrl-C (SIGINT) and SIGTERM stop after the current step and save; a second one aborts."""
         if threading.current_thread() is not threading.main_thread():
-            return None
+            return {}
 
         def handler(signum, frame):
             if self.stop_requested:
                 raise KeyboardInterrupt
             self.stop_requested = True
-            self.run.console.line("interrupted: stopping after this step and saving (Ctrl-C again to abort)")
+            name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+            self.run.console.line(f"interrupted ({name}): stopping after this step and saving (again to abort)")
 
-        return signal.signal(signal.SIGINT, handler)
+        return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def loop(self, stop_at_step: int | None = None) -> str:
-        """Train until ``train.steps`` (or ``stop_at_step``, time budget, Ctrl-C); returns why it stopped."""
+        """Train until ``train.steps`` (or ``stop_at_step``, time budget, a signal); returns why it stopped."""
         run, train = self.run, self.train
-        previous = self._install_sigint()
+        previous = self._install_signals()
         try:
             return self._loop(stop_at_step)
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             run.counters.elapsed_s = self.elapsed()
 
     def _loop(self, stop_at_step: int | None) -> str:

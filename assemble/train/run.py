@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -69,8 +71,24 @@ def _out_dir(spec: Spec, out_dir: Any, resume: Path | None, overwrite: bool) -> 
                 f"{out} already holds a run ({taken[0]}): continue it with --resume {out}, "
                 "start over with --overwrite, or pick another --out-dir"
             )
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-check."):
+            pass
+    except OSError as exc:
+        raise TrainingError(f"{out}: the run folder is not writable ({exc.strerror or exc}); "
+                            "pick another --out-dir") from None
     return out
+
+
+def _check_disk(out: Path, model: torch.nn.Module) -> None:
+    """Refuse to start when the run folder's disk cannot hold a checkpoint and the training state."""
+    params = sum(p.numel() * p.element_size() for p in model.parameters())
+    need = 4 * params + (64 << 20)  # model + AdamW moments (x2) + a temporary copy while saving, + slack
+    free = shutil.disk_usage(out).free
+    if free < need:
+        raise TrainingError(f"{out}: only {free / 2**20:,.0f} MiB free on its disk; a checkpoint of this model "
+                            f"with its training state needs about {need / 2**20:,.0f} MiB")
 
 
 def _model(spec: Spec, resume: Path | None, device: torch.device):
@@ -122,6 +140,7 @@ def train(
     configure(device)
     task = load_task(spec)
     model = _model(spec, resume_dir, device)
+    _check_disk(out, model)
     forward = ranks.prepare(model, spec, amp_dtype)  # DDP wrapper or FSDP2 shards; the model for one process
     optimizer = build_optimizer(model, spec.train.optimizer, device)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
