@@ -16,7 +16,7 @@ ModelKind = Literal["encoder", "decoder", "encoder_decoder"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, strict=True)
 
 
 def rule(path: str, message: str) -> ValueError:
