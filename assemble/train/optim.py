@@ -31,17 +31,15 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
-FOREACH_MAX_MEAN_NUMEL = 40_000  # CPU: multi-tensor AdamW wins on many small tensors, loses on large ones
+FUSED_DEVICES = ("cuda", "cpu")  # where torch has the fused (single-kernel) AdamW
 
 
 def build_optimizer(model: nn.Module, spec: OptimizerSpec, device: torch.device) -> torch.optim.AdamW:
-    """AdamW from the spec: the fused kernel on CUDA; on the CPU the multi-tensor (foreach) path for
-    models of small tensors (measured: 25% faster for gpt-tiny) and the per-tensor loop for larger
-    ones (foreach was 2x slower at d_model 256: docs/performance.md)."""
-    fused = device.type == "cuda"
-    params = [p for p in model.parameters() if p.requires_grad]
-    small = sum(p.numel() for p in params) / max(len(params), 1) <= FOREACH_MAX_MEAN_NUMEL
+    """AdamW from the spec, with torch's fused kernel on CUDA and on the CPU. On the CPU it was 3.8x
+    faster than the per-tensor loop at d_model 256 (5.84 -> 1.52 ms per step) and 3x faster than
+    the multi-tensor (foreach) path at gpt-tiny's size (docs/performance.md)."""
+    fused = device.type in FUSED_DEVICES
     return torch.optim.AdamW(
         param_groups(model, spec.weight_decay), lr=spec.lr, betas=tuple(spec.betas), eps=spec.eps,
-        fused=fused or None, foreach=None if fused else small,
+        fused=fused or None,
     )

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from .console import fmt_duration
+from .optim import FUSED_DEVICES
 
 
 def _params(n: int) -> str:
@@ -26,7 +27,7 @@ def header(run: Any, resumed: bool) -> str:
         batch += f" x {train.grad_accum} accumulated"
     start = f"resuming at step {run.counters.step} of {train.steps}" if resumed else f"{train.steps} steps"
     budget = f" (at most {train.max_minutes:g} min)" if train.max_minutes else ""
-    extras = [x for x, on in (("compiled", train.compile), ("fused AdamW", run.device.type == "cuda")) if on]
+    extras = [x for x, on in (("compiled", train.compile), ("fused AdamW", run.device.type in FUSED_DEVICES)) if on]
     return (
         f"{spec.name}: {spec.model.kind}, {_params(run.model.num_parameters())} parameters, {train.task} | "
         f"{run.device.type}, {precision}{', ' + ', '.join(extras) if extras else ''} | {data} | "

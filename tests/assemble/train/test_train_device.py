@@ -7,7 +7,7 @@ import torch
 
 from stackform.assemble import TrainingError, assemble
 from stackform.assemble.train.device import resolve_device, resolve_precision
-from stackform.assemble.train.optim import build_optimizer
+from stackform.assemble.train.optim import build_optimizer, param_groups
 from stackform.specs.train import OptimizerSpec
 
 
@@ -38,9 +38,28 @@ def test_precision_auto_is_bf16_on_cuda_and_fp32_on_cpu(monkeypatch):
         resolve_precision("fp16", cpu)
 
 
-def test_adamw_is_fused_on_cuda_and_foreach_elsewhere():
+def test_adamw_is_fused_on_cuda_and_cpu():
     model = assemble("gpt-tiny", d_model=32, n_heads=2, n_layers=1, device="cpu")
     cpu = build_optimizer(model, OptimizerSpec(), torch.device("cpu"))
-    assert cpu.defaults["foreach"] is True and not cpu.defaults["fused"]
+    assert cpu.defaults["fused"] is True and not cpu.defaults["foreach"]
     cuda = build_optimizer(model, OptimizerSpec(), torch.device("cuda"))  # built only: no step without a GPU
     assert cuda.defaults["fused"] is True and not cuda.defaults["foreach"]
+
+
+def test_fused_cpu_adamw_steps_like_the_reference_loop():
+    """The fused kernel computes the same update as torch's per-tensor AdamW (to fp32 rounding)."""
+    torch.manual_seed(0)
+    model = assemble("gpt-tiny", d_model=32, n_heads=2, n_layers=1, device="cpu")
+    twin = assemble("gpt-tiny", d_model=32, n_heads=2, n_layers=1, device="cpu")
+    twin.load_state_dict(model.state_dict())
+    fused = build_optimizer(model, OptimizerSpec(), torch.device("cpu"))
+    loop = torch.optim.AdamW(param_groups(twin, OptimizerSpec().weight_decay), lr=OptimizerSpec().lr,
+                             betas=tuple(OptimizerSpec().betas), eps=OptimizerSpec().eps, foreach=False)
+    for _ in range(5):
+        for m in (model, twin):
+            for p in m.parameters():
+                p.grad = torch.ones_like(p) * 0.01 + p.detach() * 0.1
+        fused.step()
+        loop.step()
+    for (name, a), b in zip(model.named_parameters(), twin.parameters()):
+        assert torch.allclose(a, b, atol=1e-6, rtol=1e-5), name
