@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from stackform.assemble import assemble
-from stackform.assemble.train.linear_ce import linear_cross_entropy
+from stackform.assemble.train.loss import loss_function
 from stackform.assemble.train.optim import build_optimizer
 from stackform.specs import Spec
 
@@ -46,16 +46,22 @@ def _compile(model: torch.nn.Module, mode: str | None) -> torch.nn.Module:
 
 def stackform_step(spec: Spec, batch: tuple[torch.Tensor, torch.Tensor], device: torch.device, bf16: bool,
                    compile_mode: str | None) -> Contestant:
-    """stackform's model with the loss that ``stackform train`` uses (the head fused with the loss)."""
+    """stackform's model with the loss that ``stackform train`` uses (the head fused with the loss;
+    compiled, model and loss are one graph, as in training)."""
     model = assemble(spec, device=device, seed=0)
     model.check_inputs = False  # the trainer validates data once; no per-step host sync
     model.train()
-    run = _compile(model, compile_mode)
     idx, targets = batch
+    loss_fn = loss_function(model, model, spec, compile=False)
+    if compile_mode:
+        loss_fn = torch.compile(loss_fn, mode=compile_mode) if spec.train.task == "causal_lm" else \
+            loss_function(model, model, spec, compile=True)
+    data = {"input_ids": idx, "labels": targets}
 
     def loss() -> torch.Tensor:
-        hidden = run(idx, logits=False).hidden
-        total, n = linear_cross_entropy(hidden, model.head.weight, model.head.bias, targets)
+        if compile_mode == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()
+        total, n = loss_fn(data)
         return total / n
 
     opt = build_optimizer(model, spec.train.optimizer, device)  # what `stackform train` uses

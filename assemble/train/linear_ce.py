@@ -18,13 +18,14 @@ import torch
 import torch.nn.functional as F
 
 IGNORE = -100
-CHUNK_ELEMENTS = 1 << 26  # logits per chunk (64M: 256 MB in fp32)
+CHUNK_ELEMENTS = 1 << 26  # logits per chunk on the CPU (64M: 256 MB in fp32)
+CUDA_CHUNK_ELEMENTS = 1 << 28  # on CUDA (256M: 512 MB in bf16); fewer, larger chunks were 2.5% faster per step
 SMALL_ELEMENTS = 1 << 24  # on CPU, up to this many logits take the plain path (64 MB in fp32)
 
 
-def _chunk_rows(vocab: int, rows: int) -> int:
+def _chunk_rows(vocab: int, rows: int, cuda: bool = False) -> int:
     """Rows per chunk: about CHUNK_ELEMENTS logits, chunks of equal size (fewer compiled shapes)."""
-    chunks = max(1, -(-rows * vocab // CHUNK_ELEMENTS))
+    chunks = max(1, -(-rows * vocab // (CUDA_CHUNK_ELEMENTS if cuda else CHUNK_ELEMENTS)))
     return -(-rows // chunks)
 
 
@@ -87,7 +88,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         chunk_fn = _chunk_fn(hidden.device.type)
         total = torch.zeros((), dtype=acc, device=w.device)
         rows = hidden.shape[0]
-        step = chunk_rows or _chunk_rows(w.shape[0], rows)
+        step = chunk_rows or _chunk_rows(w.shape[0], rows, w.is_cuda)
         for start in range(0, rows, step):
             h, y = hidden[start:start + step].to(dtype), targets[start:start + step]
             logits = h @ w.t() if b is None else torch.addmm(b, h, w.t())  # [c, V']

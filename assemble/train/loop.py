@@ -19,8 +19,7 @@ from ..checkpoint import save
 from .console import Console, MetricsLog, fmt_metrics
 from .device import TrainingError, autocast
 from .evaluate import evaluate
-from .forward import hidden_states, input_tokens, to_device
-from .loss import chunked_cross_entropy
+from .forward import input_tokens, to_device
 from .schedule import lr_at
 from .state import STATE_FILE, Counters, save_train_state
 
@@ -33,7 +32,7 @@ class Run:
 
     spec: Spec
     model: Any  # the StackformModel (saved, evaluated)
-    forward: Callable  # the model or its torch.compile'd wrapper (trained)
+    loss: Callable  # batch -> (loss sum, targets): the model (or its wrapper) and the fused loss
     task: Any
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler | None
@@ -84,10 +83,7 @@ class Trainer:
             batch = to_device(batch, run.device)
             with self.accumulating(last=i == train.grad_accum - 1):
                 with autocast(run.device, run.amp_dtype):
-                    hidden = hidden_states(run.forward, batch)
-                    loss_sum, n = chunked_cross_entropy(run.model.head, hidden, batch["labels"],
-                                                        label_smoothing=train.label_smoothing,
-                                                        select=train.task != "causal_lm")
+                    loss_sum, n = run.loss(batch)
                 loss = (loss_sum / max(n, 1) if scale is None else loss_sum * scale) / train.grad_accum
                 (run.scaler.scale(loss) if run.scaler else loss).backward()
             total += loss.detach()

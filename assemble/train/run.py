@@ -23,6 +23,7 @@ from .consolidate import state_hooks
 from .console import Console, MetricsLog, fmt_duration
 from .device import TrainingError, configure, resolve_device, resolve_precision
 from .loop import MODEL_FILE, Run, Trainer
+from .loss import loss_function
 from .optim import build_optimizer
 from .parallel_loop import ParallelTrainer, SilentLog
 from .report import plot_curves, samples
@@ -155,7 +156,7 @@ def train(
     console = Console(spec.train.steps, counters.step, quiet or not ranks.is_main)
     unigram = unigram_log_probs(task.split.train, spec.model.vocab_size) if spec.train.task == "mlm" else None
     log = MetricsLog(out / "metrics.jsonl", counters.step if resume_dir else None) if ranks.is_main else SilentLog()
-    run = Run(spec, model, torch.compile(forward) if spec.train.compile else forward, task, optimizer, scaler,
+    run = Run(spec, model, loss_function(model, forward, spec, spec.train.compile, ranks.active), task, optimizer, scaler,
               device, amp_dtype, out, log, console, counters, unigram)
     if resume_dir is not None and out == resume_dir:
         run.last_save_step = counters.step  # its checkpoint is the last good one

@@ -45,3 +45,33 @@ def test_selection_projects_only_the_labelled_rows(monkeypatch):
     labels[0, 3] = labels[1, 9] = 4
     chunked_cross_entropy(head, torch.randn(2, 10, 8), labels, select=True)
     assert calls == [2]
+
+
+@pytest.mark.parametrize("kind", ["decoder", "encoder", "encoder_decoder"])
+def test_compiled_training_loss_equals_eager(kind, make_spec):
+    """``loss_function(compile=True)`` (what ``train.compile: true`` trains with) gives the eager loss and
+    gradients; for a causal LM the model and the fused loss are traced as one graph, no breaks."""
+    from stackform.assemble import assemble
+    from stackform.assemble.data import load_task
+    from stackform.assemble.train.loss import loss_function
+    from stackform.specs import load_spec
+
+    spec = load_spec(make_spec(kind), ["model.dropout=0.0"])
+    model = assemble(spec, seed=0)
+    model.check_inputs = False
+    batch = load_task(spec).train_batch(spec.train.batch_size)
+    eager = loss_function(model, model, spec, compile=False)
+    total, n = eager(batch)
+    (total / n).backward()
+    want = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad(set_to_none=True)
+    torch._dynamo.reset()
+    if kind == "decoder":
+        explained = torch._dynamo.explain(lambda b: eager(b)[0])(batch)
+        assert explained.graph_break_count == 0 and explained.graph_count == 1, explained.break_reasons
+    compiled_total, compiled_n = loss_function(model, model, spec, compile=True)(batch)
+    (compiled_total / compiled_n).backward()
+    assert int(compiled_n) == int(n)
+    assert torch.allclose(compiled_total, total, rtol=1e-5)
+    for a, b in zip(want, (p.grad for p in model.parameters())):
+        assert torch.allclose(a, b, atol=1e-6, rtol=1e-4)
