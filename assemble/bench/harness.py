@@ -19,7 +19,7 @@ class Contestant:
     params: int
     tokens_per_step: int
     samples: list[float] = field(default_factory=list)  # tokens/s of each repeat
-    peak_memory: int = 0
+    peak_memory: int = 0  # CUDA: peak bytes during its steps above what was allocated before them
 
     @property
     def median(self) -> float:
@@ -47,15 +47,16 @@ def run_alternating(contestants: list[Contestant], device: torch.device, steps: 
     for r in range(repeats):
         order = contestants if r % 2 == 0 else list(reversed(contestants))  # no one always goes first
         for c in order:
+            _sync(device)
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            _sync(device)
+                resident = torch.cuda.memory_allocated(device)  # every contestant's weights and AdamW state
             start = time.perf_counter()
             for _ in range(steps):
                 c.step()
             _sync(device)
             c.samples.append(steps * c.tokens_per_step / (time.perf_counter() - start))
             if device.type == "cuda":
-                c.peak_memory = max(c.peak_memory, torch.cuda.max_memory_allocated(device))
+                c.peak_memory = max(c.peak_memory, torch.cuda.max_memory_allocated(device) - resident)
         log("  repeat %d/%d: %s" % (r + 1, repeats, ", ".join(f"{c.name} {c.samples[-1]:,.0f} tok/s"
                                                               for c in contestants)))

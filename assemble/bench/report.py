@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 from stackform.specs import Spec
 
 from .harness import Contestant
@@ -22,15 +24,22 @@ def peak_flops(device_name: str) -> float | None:
     return next((value for key, value in PEAK_BF16.items() if key in device_name), None)
 
 
+def paired_ratio(c: Contestant, ref: Contestant) -> float:
+    """Median over repeats of (c's tokens/s / the reference's in the same repeat): the two ran
+    back to back, so slow drifts of the machine's load cancel out."""
+    return statistics.median(a / b for a, b in zip(c.samples, ref.samples))
+
+
 def table(contestants: list[Contestant], spec: Spec, seq: int, device_name: str | None) -> str:
     ref = next((c for c in contestants if c.name == "hand-written"), contestants[0])
     peak = peak_flops(device_name or "")
-    head = f"{'model':<16}{'params':>13}{'tokens/s':>13}{'spread':>9}{'vs hand-written':>17}"
+    head = f"{'model':<16}{'params':>13}{'tokens/s':>13}{'spread':>9}{'vs hand-written':>17}{'paired':>9}"
     if device_name:
-        head += f"{'MFU':>8}{'peak mem':>11}"
+        head += f"{'MFU':>8}{'step mem':>11}"
     lines = [head]
     for c in contestants:
-        line = f"{c.name:<16}{c.params:>13,}{c.median:>13,.0f}{c.spread:>8.1%} {c.median / ref.median:>15.3f}x"
+        line = (f"{c.name:<16}{c.params:>13,}{c.median:>13,.0f}{c.spread:>8.1%} {c.median / ref.median:>15.3f}x"
+                f"{paired_ratio(c, ref):>8.3f}x")
         if device_name:
             mfu = c.median * flops_per_token(spec, c.params, seq) / peak if peak else float("nan")
             line += f"{mfu:>8.1%}{c.peak_memory / 2**30:>9.2f}GB"
