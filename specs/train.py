@@ -107,7 +107,8 @@ class TrainSpec(_Strict):
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     mlm_probability: float = Field(0.15, gt=0, lt=1)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    compile: bool = False
+    compile: bool = Field(False, description="torch.compile the training step (one process, causal LM: the model and its "
+                          "loss as one graph; otherwise the model)")
     activation_checkpointing: bool = False
     device: str = "auto"
     seed: int = 0
