@@ -52,10 +52,7 @@ def stackform_step(spec: Spec, batch: tuple[torch.Tensor, torch.Tensor], device:
     model.check_inputs = False  # the trainer validates data once; no per-step host sync
     model.train()
     idx, targets = batch
-    loss_fn = loss_function(model, model, spec, compile=False)
-    if compile_mode:
-        loss_fn = torch.compile(loss_fn, mode=compile_mode) if spec.train.task == "causal_lm" else \
-            loss_function(model, model, spec, compile=True)
+    loss_fn = loss_function(model, model, spec, compile=compile_mode is not None, mode=compile_mode)
     data = {"input_ids": idx, "labels": targets}
 
     def loss() -> torch.Tensor:

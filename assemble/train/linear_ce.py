@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 IGNORE = -100
 CHUNK_ELEMENTS = 1 << 26  # logits per chunk on the CPU (64M: 256 MB in fp32)
-CUDA_CHUNK_ELEMENTS = 1 << 28  # on CUDA (256M: 512 MB in bf16); fewer, larger chunks were 2.5% faster per step
+CUDA_CHUNK_ELEMENTS = 1 << 28  # on CUDA (256M: 512 MB in bf16): GPT-2's head matmuls 0.3 ms faster per step
 SMALL_ELEMENTS = 1 << 24  # on CPU, up to this many logits take the plain path (64 MB in fp32)
 
 

@@ -39,28 +39,25 @@ def chunked_cross_entropy(
     return total, y.shape[0]
 
 
-def train_loss(forward, head: nn.Module, batch: Batch, label_smoothing: float = 0.0,
-               select: bool = True) -> tuple[torch.Tensor, int]:
-    """(sum of token losses, number of targets) of one batch: the model's hidden states through the
-    head fused with the loss. ``forward`` is the model (or its DDP/FSDP/compiled wrapper)."""
-    return chunked_cross_entropy(head, hidden_states(forward, batch), batch["labels"],
-                                 label_smoothing=label_smoothing, select=select)
+def loss_function(model: nn.Module, forward, spec, compile: bool, distributed: bool = False,
+                  mode: str | None = None):
+    """``batch -> (sum of token losses, number of targets)`` for training: the hidden states of
+    ``forward`` (the model, or its DDP/FSDP wrapper) through the head fused with the loss.
 
-
-def loss_function(model: nn.Module, forward, spec, compile: bool, distributed: bool = False):
-    """``batch -> (loss sum, targets)`` for training. Compiled, a single-process causal LM gets the
-    model and the fused loss as one graph (measured 1.11x faster on a GPU than compiling the model
-    alone: docs/performance.md); otherwise the model alone is compiled (DDP/FSDP wrappers, and the
+    Compiled (``mode``: torch.compile's), a single-process causal LM gets the model and the fused
+    loss as one graph (measured 1.11x faster on a GPU than compiling the model alone:
+    docs/performance.md); otherwise the model alone is compiled (DDP/FSDP wrappers, and the
     data-dependent target selection of MLM and seq2seq, stay outside the graph)."""
     train = spec.train
     select = train.task != "causal_lm"
 
     def loss(batch: Batch, forward=forward) -> tuple[torch.Tensor, int]:
-        return train_loss(forward, model.head, batch, train.label_smoothing, select)
+        return chunked_cross_entropy(model.head, hidden_states(forward, batch), batch["labels"],
+                                     label_smoothing=train.label_smoothing, select=select)
 
     if not compile:
         return loss
     if not distributed and not select:
-        return torch.compile(loss)
-    compiled = torch.compile(forward)
+        return torch.compile(loss, mode=mode)
+    compiled = torch.compile(forward, mode=mode)
     return lambda batch: loss(batch, compiled)
