@@ -9,6 +9,7 @@ import torch
 from stackform.registry import StackformError
 
 GPT_SHAPE = ["model.positional=learned", "model.residual=pre", "model.norm=layernorm", "model.attention=mha"]
+COMPILE_MODES = ["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
 PRESETS = {
     # name: (spec, overrides, batch, seq). The reference is a GPT-2-style model (learned positions,
     # GELU MLP, pre-norm), so the presets pin those blocks whatever the zoo spec uses today.
@@ -31,8 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=10, help="steps per timed repeat")
     p.add_argument("--repeats", type=int, default=5, help="alternating repeats")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
-    p.add_argument("--compile", nargs="?", const="default", default=None, metavar="MODE",
-                   help="torch.compile both models (mode: default, max-autotune, ...)")
+    p.add_argument("--compile", nargs="?", const="default", default=None, choices=COMPILE_MODES, metavar="MODE",
+                   help="torch.compile every model; MODE: " + ", ".join(COMPILE_MODES) + " (default: default)")
     p.add_argument("--peers", action="store_true", help="also x-transformers and Hugging Face GPT-2 if installed")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--plain-ce", action="store_true",

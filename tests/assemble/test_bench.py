@@ -60,3 +60,19 @@ def test_bench_command_prints_both_models(capsys):
     assert "paired" in table[0]
     assert [line.split()[0] for line in table[1:]] == ["hand-written", "stackform"]
     assert table[1].split()[1] == table[2].split()[1]  # the same parameter count
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--compile", "bogus"], "argument --compile: invalid choice: 'bogus'"),
+    (["--seq", "99"], "--seq 99 is longer than the spec's max_len 16"),
+    (["--device", "cuda"], "--device cuda: no CUDA device is available"),
+])
+def test_bench_refuses_bad_flags_in_one_line(argv, message, capsys):
+    if argv[0] == "--device" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    try:
+        code = main(["bench", "--preset", "tiny", *argv])
+    except SystemExit as exit_:
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
