@@ -18,6 +18,7 @@ import time
 import torch
 
 from stackform.assemble import assemble, export_hf
+from stackform.assemble.bench import device_of, positive_int, run_script
 from stackform.assemble.generation import generate
 
 SHAPE = ["model.d_model=256", "model.n_heads=4", "model.n_layers=4", "model.ffn.hidden=1024",
@@ -37,16 +38,16 @@ def _time(fn, device: torch.device) -> float:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m stackform.assemble.bench.generation", description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cpu")
-    p.add_argument("--new", type=int, default=256, help="tokens to generate")
-    p.add_argument("--batches", type=int, nargs="+", default=[1, 8])
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--threads", type=int)
+    p.add_argument("--new", type=positive_int, default=256, help="tokens to generate")
+    p.add_argument("--batches", type=positive_int, nargs="+", default=[1, 8])
+    p.add_argument("--rounds", type=positive_int, default=5)
+    p.add_argument("--threads", type=positive_int)
     args = p.parse_args(argv)
     from transformers import GPT2LMHeadModel
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    device = device_of(args.device)
     ours = assemble("gpt2", overrides=SHAPE, seed=0).to(device).eval()
     with tempfile.TemporaryDirectory() as folder:
         export_hf(ours, folder)
@@ -74,4 +75,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_script(main))

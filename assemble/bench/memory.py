@@ -22,6 +22,9 @@ import sys
 
 import torch
 
+from stackform.assemble.bench import device_of, positive_int, run_script
+from stackform.registry import StackformError
+
 
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as handle:
@@ -33,7 +36,7 @@ def _child(spec_name: str, overrides: list[str], batch: int, steps: int, checkpo
     from stackform.assemble.train.linear_ce import linear_cross_entropy
 
     torch.set_num_threads(1)
-    dev = torch.device(device)
+    dev = device_of(device)
     before = _rss_bytes()
     model = assemble(spec_name, overrides=overrides, device=dev, seed=0)
     model.check_inputs = False
@@ -72,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m stackform.assemble.bench.memory", description=__doc__.split("\n")[0])
     p.add_argument("spec", nargs="?", default="gpt-tiny")
     p.add_argument("overrides", nargs="*")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--batch", type=positive_int, default=32)
+    p.add_argument("--steps", type=positive_int, default=10)
     p.add_argument("--device", default="cpu")
     p.add_argument("--child", choices=["on", "off"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -81,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         result = _child(args.spec, args.overrides, args.batch, args.steps, args.child == "on", args.device)
         print(json.dumps(result))
         return 0
+    from stackform.specs import load_spec
+
+    load_spec(args.spec, args.overrides)  # a bad spec or device: one line here, not in a child
+    device_of(args.device)
     results = {}
     for mode in ("off", "on"):
         cmd = [sys.executable, "-m", "stackform.assemble.bench.memory", args.spec, *args.overrides,
@@ -88,8 +95,11 @@ def main(argv: list[str] | None = None) -> int:
         # A fixed mmap threshold makes glibc return freed tensors to the system, so the peak RSS is the
         # peak of live tensors; glibc's dynamic threshold would keep freed memory resident.
         env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout.strip().splitlines()[-1]
-        results[mode] = json.loads(out)
+        child = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if child.returncode:
+            last = (child.stderr.strip().splitlines() or ["no output"])[-1]
+            raise StackformError(f"the measuring process (activation checkpointing {mode}) failed: {last}")
+        results[mode] = json.loads(child.stdout.strip().splitlines()[-1])
     off, on = results["off"], results["on"]
     mib = 2 ** 20
     print(f"{args.spec} {' '.join(args.overrides)}: batch {args.batch}, {args.steps} steps on {args.device}")
@@ -106,4 +116,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_script(main))

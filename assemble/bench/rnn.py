@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stackform.assemble import assemble
+from stackform.assemble.bench import device_of, positive_float, positive_int, run_script
 from stackform.assemble.data import load_task
 from stackform.assemble.train.linear_ce import linear_cross_entropy
 from stackform.specs import load_spec
@@ -89,13 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m stackform.assemble.bench.rnn", description=__doc__.split("\n")[0])
     p.add_argument("spec", nargs="?", default="gpt-tiny")
     p.add_argument("overrides", nargs="*")
-    p.add_argument("--seconds", type=float, default=120.0, help="training time for each model")
+    p.add_argument("--seconds", type=positive_float, default=120.0, help="training time for each model")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--lstm-layers", type=int, default=2)
-    p.add_argument("--lstm-lr", type=float, default=3e-3)
+    p.add_argument("--lstm-layers", type=positive_int, default=2)
+    p.add_argument("--lstm-lr", type=positive_float, default=3e-3)
     args = p.parse_args(argv)
     spec = load_spec(args.spec, args.overrides)
-    device = torch.device(args.device)
+    device = device_of(args.device)
     bf16 = device.type == "cuda"
     torch.manual_seed(0)
     transformer = assemble(spec, device=device, seed=0)
@@ -131,4 +132,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_script(main))

@@ -6,6 +6,7 @@ import argparse
 
 import torch
 
+from stackform.assemble.bench import device_of, nonnegative_int, positive_int
 from stackform.registry import StackformError
 
 GPT_SHAPE = ["model.positional=learned", "model.residual=pre", "model.norm=layernorm", "model.attention=mha"]
@@ -27,15 +28,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     p.add_argument("--preset", choices=sorted(PRESETS), default="realistic")
     p.add_argument("--device", default="cpu", help="cpu or cuda (bf16 autocast and MFU on cuda)")
-    p.add_argument("--batch", type=int, help="sequences per step (default: the preset's)")
-    p.add_argument("--seq", type=int, help="tokens per sequence (default: the preset's)")
-    p.add_argument("--steps", type=int, default=10, help="steps per timed repeat")
-    p.add_argument("--repeats", type=int, default=5, help="alternating repeats")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    p.add_argument("--batch", type=positive_int, help="sequences per step (default: the preset's)")
+    p.add_argument("--seq", type=positive_int, help="tokens per sequence (default: the preset's)")
+    p.add_argument("--steps", type=positive_int, default=10, help="steps per timed repeat")
+    p.add_argument("--repeats", type=positive_int, default=5, help="alternating repeats")
+    p.add_argument("--warmup", type=nonnegative_int, default=3, help="untimed steps first")
     p.add_argument("--compile", nargs="?", const="default", default=None, choices=COMPILE_MODES, metavar="MODE",
                    help="torch.compile every model; MODE: " + ", ".join(COMPILE_MODES) + " (default: default)")
     p.add_argument("--peers", action="store_true", help="also x-transformers and Hugging Face GPT-2 if installed")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--plain-ce", action="store_true",
                    help="also stackform's model with the reference's full-logits loss (to separate model and loss)")
 
@@ -52,9 +53,7 @@ def run(args: argparse.Namespace) -> int:
     batch, seq = args.batch or batch, args.seq or seq
     if seq > spec.model.max_len:
         raise StackformError(f"--seq {seq} is longer than the spec's max_len {spec.model.max_len}")
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise StackformError("--device cuda: no CUDA device is available")
+    device = device_of(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     bf16 = device.type == "cuda"

@@ -65,7 +65,7 @@ def test_bench_command_prints_both_models(capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--compile", "bogus"], "argument --compile: invalid choice: 'bogus'"),
     (["--seq", "99"], "--seq 99 is longer than the spec's max_len 16"),
-    (["--device", "cuda"], "--device cuda: no CUDA device is available"),
+    (["--device", "cuda"], "--device: 'cuda' asked for, but CUDA is not available here"),
 ])
 def test_bench_refuses_bad_flags_in_one_line(argv, message, capsys):
     if argv[0] == "--device" and torch.cuda.is_available():
@@ -76,3 +76,26 @@ def test_bench_refuses_bad_flags_in_one_line(argv, message, capsys):
         code = exit_.code
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("script, argv, message", [
+    ("rnn", ["--seconds", "-1"], "argument --seconds: -1: must be a positive number"),
+    ("rnn", ["nosuchspec"], "error: nosuchspec: no spec file or zoo spec by this name"),
+    ("generation", ["--rounds", "0"], "argument --rounds: 0: must be at least 1"),
+    ("memory", ["--batch", "x"], "argument --batch: 'x' is not an integer"),
+    ("memory", ["gpt-tiny", "model.d_model=7"], "model.n_heads: d_model (7) must be divisible by n_heads (4)"),
+    ("memory", ["--device", "nope"], "error: --device: 'nope' is not a device"),
+])
+def test_bench_scripts_refuse_bad_input_in_one_line(script, argv, message, capsys):
+    import importlib
+
+    from stackform.assemble.bench import run_script
+
+    module = importlib.import_module(f"stackform.assemble.bench.{script}")
+    try:
+        code = run_script(module.main, argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert message in err.strip().splitlines()[-1]  # one error line (argparse prints its usage first)
