@@ -65,11 +65,9 @@ def test_bench_command_prints_both_models(capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--compile", "bogus"], "argument --compile: invalid choice: 'bogus'"),
     (["--seq", "99"], "--seq 99 is longer than the spec's max_len 16"),
-    (["--device", "cuda"], "--device: 'cuda' asked for, but CUDA is not available here"),
+    (["--device", "cuda:99"], "--device: 'cuda:99'"),  # no CUDA here, or not 100 devices there
 ])
 def test_bench_refuses_bad_flags_in_one_line(argv, message, capsys):
-    if argv[0] == "--device" and torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
     try:
         code = main(["bench", "--preset", "tiny", *argv])
     except SystemExit as exit_:
