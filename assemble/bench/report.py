@@ -33,12 +33,13 @@ def paired_ratio(c: Contestant, ref: Contestant) -> float:
 def table(contestants: list[Contestant], spec: Spec, seq: int, device_name: str | None) -> str:
     ref = next((c for c in contestants if c.name == "hand-written"), contestants[0])
     peak = peak_flops(device_name or "")
-    head = f"{'model':<16}{'params':>13}{'tokens/s':>13}{'spread':>9}{'vs hand-written':>17}{'paired':>9}"
+    w = max(16, *(len(c.name) + 2 for c in contestants))  # the name column fits the longest name
+    head = f"{'model':<{w}}{'params':>13}{'tokens/s':>13}{'spread':>9}{'vs hand-written':>17}{'paired':>9}"
     if device_name:
         head += f"{'MFU':>8}{'step mem':>11}"
     lines = [head]
     for c in contestants:
-        line = (f"{c.name:<16}{c.params:>13,}{c.median:>13,.0f}{c.spread:>8.1%} {c.median / ref.median:>15.3f}x"
+        line = (f"{c.name:<{w}}{c.params:>13,}{c.median:>13,.0f}{c.spread:>8.1%} {c.median / ref.median:>15.3f}x"
                 f"{paired_ratio(c, ref):>8.3f}x")
         if device_name:
             mfu = c.median * flops_per_token(spec, c.params, seq) / peak if peak else float("nan")
