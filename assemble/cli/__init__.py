@@ -27,6 +27,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class _IntermixedParser(argparse.ArgumentParser):
+    """A sub-command parser that takes flags between positionals: ``train SPEC --steps 5 KEY=VALUE``."""
+
+    _mixing = False
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        if self._mixing:  # parse_known_intermixed_args calls back here
+            return super().parse_known_args(args, namespace)
+        self._mixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._mixing = False
+
+
 def parser() -> argparse.ArgumentParser:
     from stackform.assemble.version import __version__
 
@@ -35,7 +50,7 @@ def parser() -> argparse.ArgumentParser:
     )
     top.add_argument("--version", action="version", version=f"stackform {__version__}")
     top.add_argument("--debug", action="store_true", help="show tracebacks for errors")
-    sub = top.add_subparsers(dest="command", metavar="COMMAND")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND", parser_class=_IntermixedParser)
     for name, (module, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)

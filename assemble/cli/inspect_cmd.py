@@ -15,7 +15,8 @@ from stackform.assemble.models import StackformModel
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", metavar="SPEC_OR_CKPT", help="spec file, zoo name, checkpoint or run folder")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. model.n_layers=2")
+    p.add_argument("overrides", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="dotted overrides, e.g. model.n_layers=2")
     p.add_argument("--context", type=int, help="tokens of context for attention FLOPs (default max_len)")
     p.add_argument("--all", action="store_true", help="list every block, not a summary of repeated layers")
     p.add_argument("--batch", type=int, metavar="B", help="sequences per step for the memory estimate "
