@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from stackform.registry import StackformError
 from stackform.specs import schema_text
 
 
@@ -17,8 +18,11 @@ def run(args: argparse.Namespace) -> int:
 
     text = markdown() if args.markdown else schema_text()
     if args.out:
-        with open(args.out, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        try:
+            with open(args.out, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        except OSError as exc:
+            raise StackformError(f"--out {args.out}: cannot write ({exc.strerror or exc})") from None
         print(f"wrote {args.out}")
     else:
         print(text, end="")

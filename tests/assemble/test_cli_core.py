@@ -85,3 +85,29 @@ def test_bad_flag_exits_2(capsys):
     with pytest.raises(SystemExit) as info:
         main(["inspect", "gpt-tiny", "--context", "lots"])
     assert info.value.code == 2 and "invalid int value: 'lots'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [
+    ["validate", "gpt-tiny", "--debug", "model.d_model=130"],
+    ["inspect", "gpt-tiny", "--context", "8", "model.d_model=130"],
+    ["train", "gpt-tiny", "--quiet", "model.d_model=130"],
+])
+def test_flags_may_sit_between_spec_and_overrides(capsys, argv):
+    code, _, err = run(capsys, *argv)  # the override after the flag is read, so the spec error is reported
+    assert code == 2 and "d_model (130) must be divisible by n_heads (4)" in err
+    assert "unrecognized arguments" not in err
+
+
+def test_inspect_without_a_spec_names_only_the_spec(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["inspect"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.rstrip().endswith("required: SPEC_OR_CKPT")
+
+
+@pytest.mark.parametrize("where", ["folder", "below_a_file"])
+def test_schema_out_that_cannot_be_written(capsys, tmp_path, where):
+    (tmp_path / "file").write_text("x")
+    out = tmp_path if where == "folder" else tmp_path / "file" / "schema.json"
+    code, _, err = run(capsys, "schema", "--out", str(out))
+    assert code == 2 and err.startswith(f"error: --out {out}: cannot write (") and len(err.splitlines()) == 1
