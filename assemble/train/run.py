@@ -60,12 +60,18 @@ def _resume_spec(resume: Path, spec: Any, overrides: Sequence[str]) -> Spec:
     if spec is not None and load_spec(spec).model != stored.model:
         raise TrainingError(f"--resume {resume}: the given spec's model differs from the run's; "
                             "leave the spec out (the run's own spec is used) or start a new run")
-    return load_spec(stored, overrides)
+    resumed = load_spec(stored, overrides)
+    step = int(meta["step"]) if str(meta.get("step", "")).isdigit() else 0
+    if resumed.train.steps <= step:  # nothing to train: refuse before anything in the folder is rewritten
+        raise TrainingError(f"--resume {resume}: the run is already at step {step} and train.steps is "
+                            f"{resumed.train.steps}; give train.steps=N with N above {step} to train longer")
+    return resumed
 
 
 def _out_dir(spec: Spec, out_dir: Any, resume: Path | None, overwrite: bool) -> Path:
     out = Path(out_dir or resume or spec.train.out_dir or Path("runs") / spec.name)
-    if resume is None and not overwrite:
+    continues = resume is not None and out.resolve() == resume.resolve()
+    if not continues and not overwrite:  # a resume may go on in a new folder, never over another run
         taken = [name for name in (MODEL_FILE, STATE_FILE) if (out / name).exists()]
         if taken:
             raise TrainingError(

@@ -54,4 +54,30 @@ def test_resume_rejects_model_overrides_and_bad_folders(tmp_path, make_spec):
         train(spec, out_dir=tmp_path / "run", quiet=True)
     (tmp_path / "run" / STATE_FILE).write_bytes(b"")
     with pytest.raises(Exception, match="empty"):
-        train(resume=tmp_path / "run", quiet=True)
+        train(resume=tmp_path / "run", overrides=["train.steps=4"], quiet=True)
+
+
+def _files(run) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(run.iterdir())}
+
+
+@pytest.mark.parametrize("overrides", [[], ["train.steps=1"]])
+def test_resume_without_steps_left_is_refused_and_writes_nothing(tmp_path, make_spec, overrides):
+    train(make_spec(steps=2, schedule={"type": "constant", "warmup": 0}), out_dir=tmp_path / "run", quiet=True)
+    before = _files(tmp_path / "run")
+    with pytest.raises(TrainingError, match=r"already at step 2 and train\.steps is [12]; give train\.steps=N "
+                                            r"with N above 2"):
+        train(resume=tmp_path / "run", overrides=overrides, quiet=True)
+    assert _files(tmp_path / "run") == before  # spec.yaml, metrics.jsonl, checkpoints untouched
+
+
+def test_resume_into_another_run_folder_is_refused(tmp_path, make_spec):
+    spec = make_spec(steps=2, schedule={"type": "constant", "warmup": 0})
+    train(spec, out_dir=tmp_path / "a", quiet=True)
+    train(spec, out_dir=tmp_path / "b", quiet=True)
+    before = _files(tmp_path / "b")
+    with pytest.raises(TrainingError, match=r"b already holds a run .*--overwrite"):
+        train(resume=tmp_path / "a", overrides=["train.steps=3"], out_dir=tmp_path / "b", quiet=True)
+    assert _files(tmp_path / "b") == before
+    forked = train(resume=tmp_path / "a", overrides=["train.steps=3"], out_dir=tmp_path / "c", quiet=True)
+    assert forked.step == 3 and load(tmp_path / "a").spec.train.steps == 2  # a new folder is fine
