@@ -41,6 +41,15 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
+def _generator(device: torch.device, seed: int | None) -> torch.Generator | None:
+    if seed is None:
+        return None
+    try:
+        return torch.Generator(device).manual_seed(seed)
+    except (RuntimeError, ValueError, OverflowError):
+        raise GenerationError(f"--seed {seed}: out of range; give an integer from 0 to 2**64 - 1") from None
+
+
 def _check_flags(args: argparse.Namespace, model: object) -> None:
     if isinstance(model, EncoderDecoderModel):
         if args.prompt is not None:
@@ -62,9 +71,11 @@ def run(args: argparse.Namespace) -> int:
     model = load(args.checkpoint, device=device)
     _check_flags(args, model)
     tok = ByteTokenizer.for_model(model.spec.model)
-    generator = torch.Generator(device).manual_seed(args.seed) if args.seed is not None else None
+    generator = _generator(device, args.seed)
     sampling = dict(top_k=args.top_k, top_p=args.top_p, generator=generator)
     if isinstance(model, EncoderDecoderModel):
+        if not args.src:
+            raise GenerationError("--src: empty; give at least one character of source text")
         src = torch.tensor([tok.encode(args.src)], device=device)  # [1, s]
         out = generate_seq2seq(model, src, args.max_new, beam=args.beam, length_penalty=args.alpha,
                                temperature=0.0 if args.temperature is None else args.temperature, **sampling)

@@ -7,7 +7,7 @@ import torch
 from ..models import DecoderModel, EncoderDecoderModel
 from .cache import generation_cache
 from .checks import GenerationError, check_count, check_ids, check_token, generation_mode, not_generative
-from .sampling import check_sampling, next_token
+from .sampling import check_generator, check_sampling, next_token
 
 
 def _model_check(model: object, where: str) -> DecoderModel:
@@ -50,6 +50,7 @@ def generate(
     prompt = check_ids(where, "prompt_ids", prompt_ids, spec.vocab_size, spec.max_len)
     check_count(where, "max_new_tokens", max_new_tokens, 0)
     check_sampling(where, temperature, top_k, top_p)
+    check_generator(where, generator, prompt.device)
     eos = check_token(where, "eos_id", spec.eos_id if eos_id is None else eos_id, spec.vocab_size)
     fill = spec.pad_id if spec.pad_id is not None else (eos if eos is not None else 0)
     b, t = prompt.shape

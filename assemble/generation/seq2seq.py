@@ -13,7 +13,7 @@ from ..models import DecoderModel, EncoderDecoderModel
 from .beam import beam_search
 from .cache import generation_cache
 from .checks import GenerationError, check_count, check_ids, check_token, generation_mode, not_generative
-from .sampling import check_sampling, next_token
+from .sampling import check_generator, check_sampling, next_token
 
 
 def _model_check(model: object, where: str) -> EncoderDecoderModel:
@@ -63,6 +63,7 @@ def generate_seq2seq(
     check_count(where, "max_new_tokens", max_new_tokens, 0)
     check_count(where, "beam", beam, 1)
     check_sampling(where, temperature, top_k, top_p)
+    check_generator(where, generator, src.device)
     if beam > 1 and temperature != 0:
         raise GenerationError(f"{where}: beam search ({beam} beams) is deterministic; use temperature 0, not {temperature}")
     if 2 * beam > spec.vocab_size:

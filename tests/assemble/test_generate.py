@@ -301,14 +301,26 @@ def test_training_mode_and_checks_are_restored_and_dropout_is_off():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(temperature=-1.0), "temperature must be a number >= 0"),
+    (dict(temperature=-1.0), "temperature must be a finite number >= 0"),
+    (dict(temperature=float("inf")), "temperature must be a finite number >= 0"),
     (dict(top_k=0), "top_k must be an integer >= 1"),
     (dict(top_p=1.5), r"top_p must be in \(0, 1\]"),
+    (dict(top_p=True), r"top_p must be in \(0, 1\] or None, got True"),
+    (dict(generator=7), "generator must be a torch.Generator or None, got int"),
     (dict(eos_id=VOCAB), "eos_id must be a token id below vocab_size"),
 ])
 def test_bad_sampling_arguments(decoder, kwargs, message):
     with pytest.raises(GenerationError, match=f"^generate: {message}"):
         generate(decoder, ids(1, 2), 3, **kwargs)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_non_finite_weights_are_one_clear_error(temperature):
+    model = assemble(tiny(), seed=0)
+    with torch.no_grad():
+        model.head.weight.fill_(float("nan"))
+    with pytest.raises(GenerationError, match=r"^generation: the model's next-token probabilities in row 0 are NaN"):
+        generate(model, ids(2, 3), 3, temperature=temperature)
 
 
 @pytest.mark.parametrize("prompt, message", [
