@@ -23,6 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="OUT_DIR", help="where to write spec.yaml and model.safetensors")
     p.add_argument("--name", help="the spec's name (default: the folder's name)")
     p.add_argument("--dtype", choices=sorted(DTYPES), help="weight dtype (default: the folder's)")
+    p.add_argument("--overwrite", action="store_true", help="replace spec.yaml / model.safetensors already in OUT_DIR")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
         out = export_hf(args.checkpoint, args.out, family=args.family)
         print(f"wrote {out}/config.json, {out}/model.safetensors")
         return 0
-    model = import_hf(args.folder, args.out, name=args.name, dtype=DTYPES.get(args.dtype))
+    model = import_hf(args.folder, args.out, name=args.name, dtype=DTYPES.get(args.dtype),
+                      overwrite=args.overwrite)
     spec = model.spec.model
     print(f"{model.spec.name}: {spec.kind}, {model.num_parameters():,} parameters")
     print(f"wrote {args.out}/spec.yaml, {args.out}/model.safetensors")

@@ -19,7 +19,7 @@ from ..checkpoint import load, unique_tensors
 from ..models import StackformModel
 from . import bert, gpt2, llama, marian, t5
 from .family import Config, Family, canonical, differences
-from .files import CONFIG, InteropError, read_config, read_tensors, write_folder
+from .files import CONFIG, InteropError, check_import_out, read_config, read_tensors, write_folder
 from .rules import Rule, few
 from .spec_yaml import write_import
 
@@ -97,13 +97,16 @@ def _floating_dtype(tensors: dict[str, torch.Tensor]) -> torch.dtype:
 
 
 def import_hf(folder: str | os.PathLike, out: str | os.PathLike | None = None, *, name: str | None = None,
-              dtype: torch.dtype | None = None) -> StackformModel:
+              dtype: torch.dtype | None = None, overwrite: bool = False) -> StackformModel:
     """Read a Hugging Face folder (config.json + safetensors) of a supported family into a stackform model.
 
-    With ``out``, also write ``out/spec.yaml`` and the checkpoint ``out/model.safetensors``.
+    With ``out``, also write ``out/spec.yaml`` and the checkpoint ``out/model.safetensors`` (files already
+    there are replaced only with ``overwrite``).
     ``dtype`` defaults to the weights' own. Every problem raises InteropError (a StackformError).
     """
     folder = Path(folder)
+    if out is not None:
+        check_import_out(Path(out), overwrite)
     raw = read_config(folder)
     where = str(folder / CONFIG)
     family = family_of(raw, where)

@@ -77,6 +77,30 @@ def read_tensors(folder: str | os.PathLike) -> dict[str, torch.Tensor]:
     return tensors
 
 
+RUN_FILES = ("spec.yaml", WEIGHTS, "train_state.safetensors")  # what a stackform run or import folder holds
+
+
+def check_import_out(folder: Path, overwrite: bool) -> None:
+    """Refuse an ``import-hf --out`` that is a file, or a folder whose spec or checkpoint would be replaced."""
+    if folder.exists() and not folder.is_dir():
+        raise InteropError(f"{folder}: exists and is not a folder; give --out a folder")
+    taken = [name for name in RUN_FILES if (folder / name).exists()]
+    if taken and not overwrite:
+        raise InteropError(f"{folder} already holds {taken[0]}: pass --overwrite (overwrite=True) to replace it, "
+                           "or pick another --out")
+
+
+def _stackform_file(folder: Path) -> str | None:
+    """The stackform file in ``folder`` an export would replace or leave beside HF weights, if any."""
+    if (folder / "train_state.safetensors").exists():
+        return "train_state.safetensors"
+    try:
+        with safe_open(str(folder / WEIGHTS), framework="pt", device="cpu") as handle:
+            return WEIGHTS if "stackform.spec" in (handle.metadata() or {}) else None
+    except (SafetensorError, OSError, ValueError, RuntimeError):
+        return None
+
+
 def write_folder(folder: str | os.PathLike, config: dict[str, Any], tensors: dict[str, torch.Tensor],
                  generation: dict[str, Any] | None = None) -> Path:
     """Write ``config.json`` (+ ``generation_config.json``) and ``model.safetensors``, each atomically."""
@@ -85,6 +109,9 @@ def write_folder(folder: str | os.PathLike, config: dict[str, Any], tensors: dic
         raise InteropError(f"{folder}: exists and is not a folder")
     if (folder / INDEX).exists():
         raise InteropError(f"{folder}: already holds a sharded model ({INDEX}); write to an empty folder")
+    found = _stackform_file(folder)
+    if found:
+        raise InteropError(f"{folder}: holds a stackform checkpoint or run ({found}); export to another folder")
     contiguous = {name: t.detach().contiguous().cpu() for name, t in tensors.items()}
     atomic_write(folder / WEIGHTS, safetensors_bytes(contiguous, metadata={"format": "pt"}))
     atomic_write(folder / CONFIG, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())

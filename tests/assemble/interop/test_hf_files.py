@@ -168,3 +168,48 @@ def test_specs_no_family_holds_are_refused_with_the_closest_difference(tmp_path)
         export_hf(model, tmp_path)
     with pytest.raises(InteropError, match="does not fit the t5 family"):
         export_hf(_model("gpt2"), tmp_path, family="t5")
+
+
+def _snapshot(folder) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("held", ["run", "import", "spec"])
+def test_import_never_replaces_a_spec_or_checkpoint_without_overwrite(tmp_path, capsys, held):
+    export_hf(_model("gpt2"), tmp_path / "hf")
+    out = tmp_path / "out"
+    out.mkdir()
+    if held == "spec":
+        (out / "spec.yaml").write_text("name: mine\n")
+    else:
+        save(_model("gpt2"), out / "model.safetensors")
+        if held == "run":
+            (out / "train_state.safetensors").write_bytes(b"state")
+    before = _snapshot(out)
+    assert main(["import-hf", str(tmp_path / "hf"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{out} already holds" in err and "--overwrite" in err and len(err.splitlines()) == 1
+    assert _snapshot(out) == before
+    assert main(["import-hf", str(tmp_path / "hf"), "--out", str(out), "--overwrite"]) == 0
+
+
+def test_import_out_that_is_a_file(tmp_path, capsys):
+    export_hf(_model("gpt2"), tmp_path / "hf")
+    (tmp_path / "file").write_text("x")
+    assert main(["import-hf", str(tmp_path / "hf"), "--out", str(tmp_path / "file")]) == 2
+    assert "file: exists and is not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("held", ["checkpoint", "run"])
+def test_export_never_replaces_a_stackform_checkpoint(tmp_path, held):
+    out = tmp_path / "run"
+    save(_model("gpt2"), out / "model.safetensors")
+    if held == "run":
+        (out / "model.safetensors").unlink()
+        (out / "train_state.safetensors").write_bytes(b"state")
+    before = _snapshot(out)
+    with pytest.raises(InteropError, match="holds a stackform checkpoint or run"):
+        export_hf(_model("gpt2"), out)
+    assert _snapshot(out) == before
+    export_hf(_model("gpt2"), tmp_path / "hf")
+    export_hf(_model("gpt2"), tmp_path / "hf")  # an earlier export may be replaced
