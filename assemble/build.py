@@ -14,6 +14,7 @@ from stackform.blocks import Stack, TokenEmbedding, TransformerLayer, init_weigh
 from stackform.registry import Dims
 from stackform.specs import BlockSpec, ModelSpec, Spec, load_spec
 
+from .errors import ModelInputError
 from .models import DecoderModel, EncoderDecoderModel, EncoderModel, StackformModel
 
 
@@ -113,6 +114,14 @@ def _kwarg_overrides(fields: dict[str, Any]) -> list[tuple[str, Any]]:
     return out
 
 
+def as_device(device: object, where: str) -> torch.device:
+    """``device`` as a torch.device, or a ModelInputError naming ``where`` it came from."""
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ModelInputError(f"{where}: {device!r} is not a torch device (cpu, cuda, cuda:1, meta, ...)") from None
+
+
 def assemble(
     spec: "str | os.PathLike | dict | Spec",
     *,
@@ -129,8 +138,11 @@ def assemble(
     builds without allocating memory. Bad input raises a StackformError.
     """
     from stackform.specs.load import read_source, validate_source
-    from stackform.specs.overrides import apply_override, apply_value
+    from stackform.specs.overrides import apply_override, apply_value, check_overrides
 
+    check_overrides(overrides)
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ModelInputError(f"assemble(dtype=...): {dtype!r} is not a floating-point torch dtype (torch.bfloat16, ...)")
     if fields or overrides or not isinstance(spec, Spec):
         src = read_source(spec.model_dump(mode="json") if isinstance(spec, Spec) else spec)
         for text in overrides:
@@ -140,7 +152,7 @@ def assemble(
         spec = validate_source(src)
     if seed is not None:
         torch.manual_seed(seed)
-    with torch.device(device) if device is not None else contextlib.nullcontext():
+    with as_device(device, "assemble(device=...)") if device is not None else contextlib.nullcontext():
         net = build_model(spec)
     if dtype is not None:
         net = net.to(dtype)

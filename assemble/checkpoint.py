@@ -108,6 +108,8 @@ def save(model: torch.nn.Module, path: str | os.PathLike, metadata: dict[str, st
     spec: Spec = getattr(model, "spec", None)
     if spec is None:
         raise CheckpointError(f"{path}: only models built by stackform.assemble can be saved (no .spec)")
+    if os.path.isdir(path):
+        raise CheckpointError(f"{path}: is a folder; save to a file in it, e.g. {os.path.join(path, 'model.safetensors')}")
     tensors, tied = unique_tensors(model.state_dict())
     meta = {
         "format": "pt",
@@ -223,8 +225,11 @@ def check_state(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor
 
 def load(path: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> Any:
     """Rebuild a model from a checkpoint alone (``save``'s file or a run folder)."""
-    from .build import build_model
+    from .build import as_device, build_model
 
+    device = as_device(device, "load(device=...)")
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise CheckpointError(f"load(dtype=...): {dtype!r} is not a floating-point torch dtype (torch.bfloat16, ...)")
     tensors, metadata = read_checkpoint(path)
     spec = spec_of(metadata, str(path))
     stored = dict(tensors)

@@ -15,7 +15,7 @@ from stackform import registry
 from .blocks import BlockSpec
 from .errors import Issue, SpecError
 from .models import Spec
-from .overrides import apply_override
+from .overrides import apply_override, check_overrides
 from .pydantic_errors import issue_from_pydantic
 from .source import Source, read_yaml
 
@@ -212,6 +212,7 @@ def load_spec(spec: Any, overrides: Sequence[str] = ()) -> Spec:
     ``overrides`` are dotted ``key.path=value`` strings applied to the raw YAML
     before validation. Every problem raises SpecError (``file:line:col: path: message``).
     """
+    check_overrides(overrides)
     if isinstance(spec, Spec):
         if not overrides:
             return spec

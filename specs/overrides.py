@@ -25,6 +25,13 @@ def _parse(text: str) -> tuple[list, object, int]:
     return parts, value, len(key) + 2
 
 
+def check_overrides(overrides: object) -> None:
+    """SpecError unless ``overrides`` is a list (or tuple) of strings: a bare str would be read letter by letter."""
+    if isinstance(overrides, str) or not all(isinstance(text, str) for text in overrides):
+        what = repr(overrides) if isinstance(overrides, str) else "a list holding a non-str"
+        raise SpecError.at("<overrides>", f"overrides must be a list of KEY.PATH=VALUE strings, got {what}")
+
+
 def apply_override(src: Source, text: str) -> Source:
     """Return a new Source with one ``a.b.c=value`` override applied."""
     parts, value, col = _parse(text)

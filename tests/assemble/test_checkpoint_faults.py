@@ -19,7 +19,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from stackform.assemble import CheckpointError, assemble, load, save
+from stackform.assemble import CheckpointError, StackformError, assemble, load, save
 from stackform.assemble.checkpoint import DIGEST_KEY, SPEC_KEY, TIED_KEY, digest
 
 TINY = ["model.d_model=32", "model.n_layers=1", "model.n_heads=2"]
@@ -250,3 +250,31 @@ def test_loading_never_imports_plugins_named_in_the_file(saved, tmp_path, monkey
     assert not marker.exists() and PLUGIN not in sys.modules  # nothing was imported
     __import__(PLUGIN)  # the user trusts it and imports it on purpose
     assert marker.exists() and load(path).spec.plugins == [PLUGIN]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(device="nonsense"), r"load\(device=\.\.\.\): 'nonsense' is not a torch device"),
+    (dict(dtype="float16"), r"load\(dtype=\.\.\.\): 'float16' is not a floating-point torch dtype"),
+    (dict(dtype=torch.int64), r"load\(dtype=\.\.\.\): torch\.int64 is not a floating-point torch dtype"),
+])
+def test_bad_load_arguments_are_one_clear_error(saved, tmp_path, kwargs, message):
+    (tmp_path / "model.safetensors").write_bytes(saved[1])
+    with pytest.raises(StackformError, match=message):
+        load(tmp_path, **kwargs)
+
+
+def test_saving_onto_a_folder_is_refused_and_leaves_it(saved, tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    with pytest.raises(CheckpointError, match=r"run: is a folder; save to a file in it, e\.g\. .*run/model\.safetensors"):
+        save(saved[0], folder)
+    assert folder.is_dir() and not any(folder.iterdir())
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(device="nonsense"), r"assemble\(device=\.\.\.\): 'nonsense' is not a torch device"),
+    (dict(dtype="bf16"), r"assemble\(dtype=\.\.\.\): 'bf16' is not a floating-point torch dtype"),
+])
+def test_bad_assemble_arguments_are_one_clear_error(kwargs, message):
+    with pytest.raises(StackformError, match=message):
+        assemble("gpt-tiny", overrides=["model.n_layers=1"], **kwargs)

@@ -99,3 +99,12 @@ def test_all_issues_are_collected(tmp_path):
     with pytest.raises(SpecError) as info:
         load_spec(str(path))
     assert [i.path for i in info.value.issues] == ["model.n_layer", "model.dropout"]
+
+
+@pytest.mark.parametrize("overrides, got", [
+    ("model.d_model=64", "got 'model.d_model=64'"),  # a bare string was applied letter by letter
+    (["model.d_model=64", 5], "got a list holding a non-str"),
+])
+def test_overrides_must_be_a_list_of_strings(overrides, got):
+    with pytest.raises(SpecError, match=f"^<overrides>: overrides must be a list of KEY.PATH=VALUE strings, {got}"):
+        load_spec("gpt-tiny", overrides)
