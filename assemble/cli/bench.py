@@ -49,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     from stackform.specs import load_spec
 
     name, overrides, batch, seq = PRESETS[args.preset]
+    if args.spec and "=" in args.spec:  # `bench --preset tiny model.d_model=32`: an override, not a spec
+        args.spec, args.overrides = None, [args.spec, *args.overrides]
     spec = load_spec(args.spec or name, overrides + args.overrides)
     batch, seq = args.batch or batch, args.seq or seq
     if seq > spec.model.max_len:
@@ -66,8 +68,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"bench: {spec.name} d_model {spec.model.d_model} x {spec.model.n_layers} layers, batch {batch}, seq {seq}, "
           f"{device_name or 'cpu'} ({torch.get_num_threads()} threads), torch {torch.__version__}, "
           f"{'bf16' if bf16 else 'fp32'}, compile {args.compile or 'off'}")
-    contestants = [reference_step(spec, data, device, bf16, args.compile),
-                   stackform_step(spec, data, device, bf16, args.compile)]
+    try:
+        reference = reference_step(spec, data, device, bf16, args.compile)
+    except ValueError as exc:  # the hand-written reference holds one architecture
+        raise StackformError(f"bench: {spec.name}: {exc}; bench a GPT-shaped decoder (see the presets)") from None
+    contestants = [reference, stackform_step(spec, data, device, bf16, args.compile)]
     if contestants[0].params != contestants[1].params:
         raise StackformError(f"parameter counts differ: reference {contestants[0].params:,}, "
                              f"stackform {contestants[1].params:,}")

@@ -66,6 +66,8 @@ def test_bench_command_prints_both_models(capsys):
     (["--compile", "bogus"], "argument --compile: invalid choice: 'bogus'"),
     (["--seq", "99"], "--seq 99 is longer than the spec's max_len 16"),
     (["--device", "cuda:99"], "--device: 'cuda:99'"),  # no CUDA here, or not 100 devices there
+    (["bert-tiny"], "bench: bert-tiny: the reference GPT is written for pre-norm decoders"),
+    (["model.d_model=7"], "model.n_heads: d_model (7) must be divisible by n_heads (4)"),  # an override, not a spec
 ])
 def test_bench_refuses_bad_flags_in_one_line(argv, message, capsys):
     try:
