@@ -35,6 +35,14 @@ def _options(annotation: Any) -> list[Any]:
     return [annotation]
 
 
+def _other_type(option: type[BaseModel], raw: Any) -> bool:
+    """Whether ``raw`` names a ``type:`` this union member does not take (its Literal's values)."""
+    literal = option.model_fields.get("type")
+    if literal is None or not isinstance(raw, dict) or raw.get("type") is None:
+        return False
+    return raw["type"] not in (typing.get_args(literal.annotation) or (literal.default,))
+
+
 def _pick(annotation: Any, raw: Any, part: Any) -> Any:
     """The type found one step down ``annotation`` at ``part`` for the raw value."""
     for option in _options(annotation):
@@ -46,8 +54,7 @@ def _pick(annotation: Any, raw: Any, part: Any) -> Any:
             field = option.model_fields.get(part)
             if field is None:
                 continue
-            literal = option.model_fields.get("type")
-            if literal is not None and isinstance(raw, dict) and raw.get("type") not in (None, literal.default):
+            if _other_type(option, raw):
                 continue
             return field.annotation
     return None
@@ -75,8 +82,7 @@ def _clean(loc: tuple, raw: Any, cls: type) -> tuple[tuple, Any, Any]:
 def _allowed_keys(annotation: Any, raw: Any) -> list[str]:
     for option in _options(annotation):
         if isinstance(option, type) and issubclass(option, BaseModel):
-            literal = option.model_fields.get("type")
-            if literal is not None and isinstance(raw, dict) and raw.get("type") not in (None, literal.default):
+            if _other_type(option, raw):
                 continue
             return list(option.model_fields)
     return []

@@ -49,6 +49,11 @@ CASES = [
     ("  pad_id: 300\n", "spec.yaml:8:11: model.pad_id: pad_id (300) must be below vocab_size (259)"),
     ("  decoder: {n_layers: 2}\n", "spec.yaml:8:12: model.decoder: 'decoder:' is only for kind encoder_decoder"),
     ("  d_model: 130\n", "duplicate key 'd_model' (first defined at line 5)"),
+    # a union member whose type is required (no default): its keys are listed, not "(allowed: )"
+    ("train:\n  data: {type: text, path: a.txt, name: pydoc}\n",
+     "spec.yaml:9:35: train.data.name: unknown key 'name' (allowed: type, path, val_fraction)"),
+    ("train:\n  task: seq2seq\n  data: {type: pairs, path: a.tsv, pth: b}\n",
+     "train.data.pth: unknown key 'pth'; did you mean 'path'? (allowed: type, path, val_fraction)"),
 ]
 
 
