@@ -19,6 +19,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
+from stackform import registry
 from stackform.specs import Spec, SpecError
 from stackform.specs.load import validate_source
 from stackform.specs.source import Source
@@ -179,12 +180,14 @@ def _refuse_plugins(data: Any, path: str) -> None:
     plugins = data.get("plugins") if isinstance(data, dict) else None
     if not isinstance(plugins, list):
         return
+    registry.ensure_loaded()  # installed entry-point plugins count as imported (they load on any lookup)
     missing = [p for p in plugins if not isinstance(p, str) or p not in sys.modules]
     if missing:
         names = ", ".join(map(str, missing))
         raise CheckpointError(
             f"{path}: the stored spec needs plugins: {names}; loading a checkpoint never imports code, "
-            f"so import them yourself if you trust them (import {missing[0]}) and load again"
+            f"so import them yourself if you trust them (import {missing[0]}, or --plugin {missing[0]} on the "
+            "command line) and load again"
         )
 
 

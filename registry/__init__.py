@@ -6,6 +6,7 @@ from .core import (
     Entry,
     add_kind,
     closest,
+    ensure_loaded,
     example_params,
     get,
     import_plugins,
@@ -20,6 +21,6 @@ from .dims import Dims
 from .errors import RegistryError, StackformError
 
 __all__ = [
-    "KINDS", "BlockParams", "Dims", "Entry", "RegistryError", "StackformError", "add_kind", "closest", "example_params", "get",
+    "KINDS", "BlockParams", "Dims", "Entry", "RegistryError", "StackformError", "add_kind", "closest", "ensure_loaded", "example_params", "get",
     "import_plugins", "list_blocks", "names", "params_of", "register", "unknown_message", "unregister",
 ]

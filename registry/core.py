@@ -111,6 +111,11 @@ def _ensure_loaded() -> None:
         load_entry_point_plugins()
 
 
+def ensure_loaded() -> None:
+    """Import the built-in blocks and the installed entry-point plugins (unless STACKFORM_NO_PLUGINS), once."""
+    _ensure_loaded()
+
+
 def load_entry_point_plugins() -> None:
     """Import every module of the ``stackform.blocks`` entry-point group.
 

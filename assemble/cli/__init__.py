@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import re
 import sys
 import traceback
 
-from stackform.registry import StackformError
+from stackform.registry import StackformError, import_plugins
 
 # (module, help) in the order `stackform --help` lists them; modules import lazily.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -56,8 +58,24 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         mod = importlib.import_module(f"stackform.assemble.cli.{module}")
         mod.add_arguments(command)
+        command.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                             help="import MODULE before the command runs (your own blocks; you trust its code): "
+                                  "a checkpoint whose spec lists plugins: needs it (repeatable)")
         command.set_defaults(_run=mod.run)
     return top
+
+
+def _import_plugins(modules: list[str]) -> None:
+    """``--plugin MODULE``: import each by its dotted name (never a path); one error line if it fails."""
+    for module in modules:
+        if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", module):
+            raise StackformError(f"--plugin {module!r}: not a module name like my_blocks or my_package.blocks")
+        try:
+            import_plugins([module])
+        except StackformError as exc:
+            raise StackformError(f"--plugin {module}: {exc}") from None
+        except Exception as exc:  # the plugin's own code failed while importing
+            raise StackformError(f"--plugin {module}: failed while importing: {type(exc).__name__}: {exc}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,7 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser().print_help()
         return 2
+    # The current folder is importable, last (it never shadows an installed module), as under
+    # `python -m`: `plugins: [my_blocks]` and `--plugin my_blocks` find ./my_blocks.py.
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
     try:
+        _import_plugins(args.plugin)
         return int(args._run(args) or 0)
     except StackformError as exc:
         if args.debug:

@@ -252,6 +252,24 @@ def test_loading_never_imports_plugins_named_in_the_file(saved, tmp_path, monkey
     assert marker.exists() and load(path).spec.plugins == [PLUGIN]
 
 
+def test_an_installed_entry_point_plugin_counts_as_imported(saved, tmp_path, monkeypatch):
+    """A spec that lists an installed entry-point module under plugins: loads in a fresh process:
+    the registry imports entry points on first use, so loading checks after that, not before."""
+    import stackform.registry.core as core
+
+    name = PLUGIN + "_installed"
+    (tmp_path / f"{name}.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.delenv("STACKFORM_NO_PLUGINS", raising=False)
+    monkeypatch.setitem(core._state, "plugins", False)  # as in a fresh process
+    monkeypatch.setattr(core, "load_entry_point_plugins", lambda: __import__(name))  # the installed entry point
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(saved[1])
+    _rewrite(path, edit_spec=lambda s: s.update(plugins=[name]))
+    assert load(path).spec.plugins == [name]
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(device="nonsense"), r"load\(device=\.\.\.\): 'nonsense' is not a torch device"),
     (dict(dtype="float16"), r"load\(dtype=\.\.\.\): 'float16' is not a floating-point torch dtype"),

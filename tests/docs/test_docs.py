@@ -95,11 +95,34 @@ def my_blocks(tmp_path, monkeypatch):
 
 
 def test_extending_plugin_spec_validates_as_documented(my_blocks):
-    ok = stackform("validate", "my-gpt.yaml", cwd=my_blocks, pythonpath=".")
+    ok = stackform("validate", "my-gpt.yaml", cwd=my_blocks)  # the current folder is importable
     assert ok.returncode == 0 and ok.stdout.strip() == "my-gpt.yaml: ok (my-gpt, decoder)", ok.stdout + ok.stderr
-    missing = stackform("validate", "my-gpt.yaml", cwd=my_blocks)
+    elsewhere = my_blocks / "elsewhere"
+    elsewhere.mkdir()
+    missing = stackform("validate", "../my-gpt.yaml", cwd=elsewhere)
     assert missing.returncode == 2
     assert "plugins.0: plugin module 'my_blocks' could not be imported: No module named 'my_blocks'" in missing.stderr
+    ok = stackform("validate", "../my-gpt.yaml", cwd=elsewhere, pythonpath="..")
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_extending_plugin_flag_for_checkpoints(my_blocks, monkeypatch):
+    """The commands that start from a checkpoint import a spec's plugins only when --plugin names them."""
+    from stackform.assemble import assemble, save
+
+    monkeypatch.syspath_prepend(str(my_blocks))
+    save(assemble("my-gpt.yaml"), "runs/my-gpt/model.safetensors")
+    refused = stackform("generate", "runs/my-gpt", "--prompt", "def ", "--max-new", "3", cwd=my_blocks)
+    assert refused.returncode == 2 and "the stored spec needs plugins: my_blocks" in refused.stderr
+    assert "--plugin my_blocks" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    ok = stackform("generate", "runs/my-gpt", "--prompt", "def ", "--max-new", "3", "--plugin", "my_blocks",
+                   cwd=my_blocks)
+    assert ok.returncode == 0 and ok.stdout.startswith("def "), ok.stderr
+    listed = stackform("list", "ffn", "--plugin", "my_blocks", cwd=my_blocks)
+    assert listed.returncode == 0 and "relu2" in listed.stdout
+    for bad, message in (("../evil", "not a module name"), ("no_such_module", "could not be imported")):
+        err = stackform("list", "--plugin", bad, cwd=my_blocks)
+        assert err.returncode == 2 and message in err.stderr and len(err.stderr.strip().splitlines()) == 1
 
 
 def test_extending_checkpoint_load_example(my_blocks, monkeypatch):
