@@ -51,14 +51,19 @@ def run(args: argparse.Namespace) -> int:
 def _launch(args: argparse.Namespace, spec: str | None, overrides: list[str]) -> int:
     """``--nproc N``: check what can be checked here, then run this command again under torchrun."""
     from stackform.assemble.train.launch import check_launch, launch
-    from stackform.specs import load_spec
+    from stackform.assemble.train.run import resolve_spec, run_folder
 
-    check_launch(args.nproc, load_spec(spec, overrides) if spec is not None else None)
+    check_launch(args.nproc, None)  # a bad N needs no spec to say so
+    resolved = resolve_spec(spec, overrides, args.resume)  # a bad spec, resume folder or override
+    check_launch(args.nproc, resolved)  # a spec that does not fit N processes
+    run_folder(resolved, args.out_dir, args.resume, args.overwrite)  # another run's folder
     argv = list(args.args)
     for flag, value in (("--resume", args.resume), ("--out-dir", args.out_dir), ("--device", args.device),
                         ("--steps", args.steps)):
         if value is not None:
             argv += [flag, str(value)]
+    for module in args.plugin:
+        argv += ["--plugin", module]
     argv += [flag for flag, on in (("--overwrite", args.overwrite), ("--quiet", args.quiet),
                                    ("--debug", getattr(args, "debug", False))) if on]
     return launch(args.nproc, argv)

@@ -68,7 +68,30 @@ def _resume_spec(resume: Path, spec: Any, overrides: Sequence[str]) -> Spec:
     return resumed
 
 
+def plan(spec: Any, overrides: Sequence[str], out_dir: Any, resume: Any, overwrite: bool) -> tuple[Spec, Path]:
+    """The run's spec and folder, or a one-line error, before any training starts."""
+    spec = resolve_spec(spec, overrides, resume)
+    return spec, run_folder(spec, out_dir, resume, overwrite)
+
+
+def resolve_spec(spec: Any, overrides: Sequence[str], resume: Any) -> Spec:
+    """The spec a run trains: ``spec`` with ``overrides``, or the resumed run's own (``train.*``
+    overrides only). Reads files, writes nothing."""
+    if resume is not None:
+        return _resume_spec(Path(resume), spec, overrides)
+    if spec is None:
+        raise TrainingError("train: give a spec (a path, zoo name, dict or Spec) or resume=RUN_DIR")
+    return load_spec(spec, overrides)
+
+
+def run_folder(spec: Spec, out_dir: Any, resume: Any, overwrite: bool) -> Path:
+    """The run folder, made and checked: writable, and not another run's unless ``overwrite``."""
+    return _out_dir(spec, out_dir, Path(resume) if resume is not None else None, overwrite)
+
+
 def _out_dir(spec: Spec, out_dir: Any, resume: Path | None, overwrite: bool) -> Path:
+    if out_dir is not None and not str(out_dir).strip():
+        raise TrainingError("--out-dir: an empty path; give a folder (default: runs/<spec name>)")
     out = Path(out_dir or resume or spec.train.out_dir or Path("runs") / spec.name)
     continues = resume is not None and out.resolve() == resume.resolve()
     if not continues and not overwrite:  # a resume may go on in a new folder, never over another run
@@ -134,13 +157,7 @@ def train(
     Every user error raises a StackformError.
     """
     resume_dir = Path(resume) if resume is not None else None
-    if resume_dir is not None:
-        spec = _resume_spec(resume_dir, spec, overrides)
-    elif spec is None:
-        raise TrainingError("train: give a spec (a path, zoo name, dict or Spec) or resume=RUN_DIR")
-    else:
-        spec = load_spec(spec, overrides)
-    out = _out_dir(spec, out_dir, resume_dir, overwrite)
+    spec, out = plan(spec, overrides, out_dir, resume, overwrite)
     ranks = distributed.start(spec, resolve_device(spec.train.device))
     device = ranks.device
     amp_dtype = resolve_precision(spec.train.precision, device)

@@ -179,6 +179,26 @@ def test_cli_nproc_checks_before_launching(capsys):
         in capsys.readouterr().err
 
 
+def test_cli_nproc_checks_the_run_before_launching(capsys, tmp_path, monkeypatch):
+    """A bad --resume folder, --out-dir or an occupied folder is one line before torchrun starts."""
+    monkeypatch.setattr("stackform.assemble.train.launch.launch",
+                        lambda *a: pytest.fail("torchrun was started"))
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "model.safetensors").write_bytes(b"")
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(spec()))
+    cases = [
+        (["train", "--resume", str(tmp_path / "none"), "--nproc", "2"], "not a run folder"),
+        (["train", str(path), "--nproc", "2", "--out-dir", ""], "--out-dir: an empty path"),
+        (["train", str(path), "--nproc", "2", "--out-dir", str(taken)], "already holds a run"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_world_size_rules():
     assert parallel_mode(load_spec(spec()), 1) == "none"
     assert parallel_mode(load_spec(spec()), 2) == "ddp"

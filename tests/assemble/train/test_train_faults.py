@@ -57,3 +57,11 @@ def test_a_full_disk_is_reported_before_training(tmp_path, make_spec, monkeypatc
         train(make_spec(), out_dir=tmp_path / "run", quiet=True)
     assert not (tmp_path / "run" / "model.safetensors").exists()
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+@pytest.mark.parametrize("out_dir", ["", "  "])
+def test_an_empty_out_dir_is_refused_not_ignored(tmp_path, make_spec, monkeypatch, out_dir):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TrainingError, match=r"--out-dir: an empty path"):
+        train(make_spec(), out_dir=out_dir, quiet=True)
+    assert not (tmp_path / "runs").exists()  # nothing went to the default folder instead
