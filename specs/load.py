@@ -198,7 +198,8 @@ def validate_source(src: Source) -> Spec:
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
-        issues = [issue_from_pydantic(err, src, (), Spec) for err in exc.errors()]
+        # dict.fromkeys: a list lacking two items is two pydantic errors but one line
+        issues = dict.fromkeys(issue_from_pydantic(err, src, (), Spec) for err in exc.errors())
         raise SpecError(sorted(issues, key=lambda i: (i.file, i.line, i.col))) from None
     issues = _resolve_blocks(spec, src)
     if issues:

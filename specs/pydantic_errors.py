@@ -88,6 +88,28 @@ def _allowed_keys(annotation: Any, raw: Any) -> list[str]:
     return []
 
 
+def _fixed_length(annotation: Any) -> int | None:
+    """The item count a fixed-length tuple annotation (``tuple[float, float]``) requires, else None."""
+    for option in _options(annotation):
+        args = typing.get_args(option)
+        if typing.get_origin(option) is tuple and args and Ellipsis not in args:
+            return len(args)
+    return None
+
+
+def _count_message(kind: str, err: dict, annotation: Any) -> str:
+    """``needs 2 items, got 1`` for a list or tuple of the wrong length."""
+    raw = err.get("input")
+    got = len(raw) if isinstance(raw, (list, tuple)) else err.get("ctx", {}).get("actual_length", "?")
+    needed = _fixed_length(annotation)
+    if needed is not None:
+        return f"needs {needed} item{'s' if needed != 1 else ''}, got {got}"
+    ctx = err.get("ctx", {})
+    if kind == "too_long":
+        return f"needs at most {ctx.get('max_length')} items, got {got}"
+    return f"needs at least {ctx.get('min_length')} items, got {got}"
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -108,6 +130,11 @@ def issue_from_pydantic(err: dict, src: Source, prefix: tuple, cls: type) -> Iss
         guess = closest(name, allowed)
         hint = f"; did you mean '{guess}'?" if guess else ""
         message = f"unknown key '{name}'{hint} (allowed: {', '.join(allowed)})"
+    elif kind == "missing" and loc and isinstance(loc[-1], int) and isinstance(parent_raw, list):
+        loc = loc[:-1]  # an item a fixed-length tuple lacks: the list is too short, not a key missing
+        message = _count_message(kind, {**err, "input": parent_raw}, parent_type)
+    elif kind in ("too_long", "too_short"):
+        message = _count_message(kind, err, _pick(parent_type, parent_raw, loc[-1]) if loc else parent_type)
     elif kind == "missing":
         message = f"required key '{loc[-1]}' is missing" if loc else "a required key is missing"
     elif kind in ("literal_error", "enum"):

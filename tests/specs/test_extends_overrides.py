@@ -84,6 +84,16 @@ def test_bad_overrides_read_like_file_errors(override, expected):
     assert expected in str(info.value)
 
 
+@pytest.mark.parametrize("value,got", [("[0.9]", 1), ("[0.9, 0.95, 0.99]", 3), ("[]", 0)])
+def test_override_with_wrong_tuple_length_names_the_count(value, got):
+    override = f"train.optimizer.betas={value}"
+    with pytest.raises(SpecError) as info:
+        load_spec("gpt-tiny", [override])
+    assert [str(issue) for issue in info.value.issues] == [
+        f"override '{override}':1:23: train.optimizer.betas: needs 2 items, got {got}"
+    ]
+
+
 def test_spec_dump_round_trips():
     spec = load_spec("transformer-tiny")
     again = load_spec(spec.model_dump(mode="json"))

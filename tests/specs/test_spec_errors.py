@@ -54,6 +54,10 @@ CASES = [
      "spec.yaml:9:35: train.data.name: unknown key 'name' (allowed: type, path, val_fraction)"),
     ("train:\n  task: seq2seq\n  data: {type: pairs, path: a.tsv, pth: b}\n",
      "train.data.pth: unknown key 'pth'; did you mean 'path'? (allowed: type, path, val_fraction)"),
+    # a fixed-length tuple given too few or too many items: the count, at the list (not "required key '1'")
+    ("train:\n  optimizer: {betas: [0.9]}\n", "spec.yaml:9:22: train.optimizer.betas: needs 2 items, got 1"),
+    ("train:\n  optimizer:\n    betas:\n      - 0.9\n      - 0.95\n      - 0.99\n",
+     "spec.yaml:11:7: train.optimizer.betas: needs 2 items, got 3"),
 ]
 
 
