@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import copy
 
+from .blocks import BlockSpec
 from .errors import SpecError
+from .models import Spec
+from .pydantic_errors import _options, _pick
 from .source import Source, path_part, scalar
 
 
@@ -44,29 +47,54 @@ def apply_value(src: Source, dotted: str, value: object) -> Source:
     return _set(src, parts, value, f"argument {dotted}={value!r}", len(dotted) + 2)
 
 
+def _is_block(annotation: object) -> bool:
+    """Whether a spec field of this type holds a block (so a bare name may be opened into ``{type: NAME}``)."""
+    return any(isinstance(t, type) and issubclass(t, BlockSpec) for t in _options(annotation))
+
+
+def _scalar_word(value: object) -> str:
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    return f"{value!r}, a {type(value).__name__}"
+
+
+def _no_inside(label: str, here: str, value: object, nxt: object) -> SpecError:
+    has = "items" if isinstance(nxt, int) else "keys"
+    problem = f"'{here}' is {_scalar_word(value)}, which has no {has}: cannot set '{here}.{nxt}'"
+    return SpecError.at(label, problem, 1, 1, here)
+
+
 def _set(src: Source, parts: list, value: object, label: str, col: int) -> Source:
     data = copy.deepcopy(src.data) if src.data is not None else {}
     if not isinstance(data, dict):
         raise SpecError.at(label, "the spec is not a mapping", 1, 1)
-    node = data
+    node: object = data
+    annotation: object = Spec  # the type at ``node``, followed down the path (None once unknown)
+    created: list[tuple] = []
     for depth, part in enumerate(parts[:-1]):
         here = ".".join(map(str, parts[: depth + 1]))
         nxt = parts[depth + 1]
+        annotation = _pick(annotation, node, part) if annotation is not None else None
         if isinstance(node, list):
             if not isinstance(part, int) or not -len(node) <= part < len(node):
                 raise SpecError.at(label, f"no item {part} in a list of {len(node)}", 1, 1, here)
             child = node[part]
-        elif isinstance(node, dict):
+        else:  # a dict: only containers are walked into (checked below)
             child = node.get(str(part))
             if child is None:
                 child = node[str(part)] = [] if isinstance(nxt, int) else {}
-            elif isinstance(child, str) and not isinstance(nxt, int):
-                child = node[str(part)] = {"type": child}  # a block given by name: open it up
-        else:
-            raise SpecError.at(label, f"cannot set a key inside a {type(node).__name__}", 1, 1, here)
+                created.append(tuple(parts[: depth + 1]))  # the override made it: errors in it point here
+        opens = annotation is None or _is_block(annotation)  # None: a block's own params, or an unknown key
+        if isinstance(child, str) and not isinstance(nxt, int) and opens:
+            child = {"type": child}  # a block given by name: open it up
+            node[part if isinstance(node, list) else str(part)] = child
+        if not isinstance(child, (dict, list)):
+            raise _no_inside(label, here, child, nxt)
         node = child
-        if not isinstance(node, (dict, list)):
-            raise SpecError.at(label, f"'{here}' is {node!r}, not a mapping or list", 1, 1, here)
     last = parts[-1]
     if isinstance(node, list):
         if not isinstance(last, int) or not -len(node) <= last < len(node):
@@ -77,6 +105,8 @@ def _set(src: Source, parts: list, value: object, label: str, col: int) -> Sourc
     path = tuple(str(p) if not isinstance(p, int) else p for p in parts)
     values = {p: pos for p, pos in src.values.items() if p[: len(path)] != path}
     keys = {p: pos for p, pos in src.keys.items() if p[: len(path)] != path}
+    for made in created:
+        values[made] = keys[made] = (label, 1, 1)
     values[path] = (label, 1, col)
     keys[path] = (label, 1, 1)
     return Source(data, values, keys)

@@ -94,6 +94,22 @@ def test_override_with_wrong_tuple_length_names_the_count(value, got):
     ]
 
 
+@pytest.mark.parametrize("override,expected", [
+    ("name.x=1", "name: 'name' is the string 'gpt-tiny', which has no keys: cannot set 'name.x'"),
+    ("model.kind.x=1", "model.kind: 'model.kind' is the string 'decoder', which has no keys: cannot set 'model.kind.x'"),
+    ("train.task.x=1", "train.task: 'train.task' is the string 'causal_lm', which has no keys"),
+    ("name.0=1", "name: 'name' is the string 'gpt-tiny', which has no items: cannot set 'name.0'"),
+    ("model.d_model.x=1", "model.d_model: 'model.d_model' is the number 128, which has no keys"),
+    ("model.tie_embeddings.x=1", "model.tie_embeddings: 'model.tie_embeddings' is the boolean true, which has no keys"),
+    # a key the override itself made up is the override's, not the zoo file's line
+    ("model.atention.x=1", "model.atention: unknown key 'atention'; did you mean 'attention'?"),
+])
+def test_override_into_a_scalar_names_the_override(override, expected):
+    with pytest.raises(SpecError) as info:
+        load_spec("gpt-tiny", [override])
+    assert str(info.value).startswith(f"override '{override}':1:1: {expected}")
+
+
 def test_spec_dump_round_trips():
     spec = load_spec("transformer-tiny")
     again = load_spec(spec.model_dump(mode="json"))
