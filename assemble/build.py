@@ -117,9 +117,16 @@ def _kwarg_overrides(fields: dict[str, Any]) -> list[tuple[str, Any]]:
 def as_device(device: object, where: str) -> torch.device:
     """``device`` as a torch.device, or a ModelInputError naming ``where`` it came from."""
     try:
-        return torch.device(device)
+        out = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
         raise ModelInputError(f"{where}: {device!r} is not a torch device (cpu, cuda, cuda:1, meta, ...)") from None
+    if out.type not in ("cpu", "meta"):
+        try:  # a device torch knows by name but this machine lacks (cuda on a CPU build, cuda:7 of 1)
+            torch.empty(0, device=out)
+        except (AssertionError, RuntimeError) as exc:
+            reason = (str(exc).strip() or type(exc).__name__).splitlines()[0].split(". ")[0][:120]
+            raise ModelInputError(f"{where}: {str(out)!r} is not available here ({reason})") from None
+    return out
 
 
 def assemble(

@@ -272,6 +272,7 @@ def test_an_installed_entry_point_plugin_counts_as_imported(saved, tmp_path, mon
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(device="nonsense"), r"load\(device=\.\.\.\): 'nonsense' is not a torch device"),
+    (dict(device="cuda:99"), r"load\(device=\.\.\.\): 'cuda:99' is not available here \(.+\)$"),
     (dict(dtype="float16"), r"load\(dtype=\.\.\.\): 'float16' is not a floating-point torch dtype"),
     (dict(dtype=torch.int64), r"load\(dtype=\.\.\.\): torch\.int64 is not a floating-point torch dtype"),
 ])
@@ -291,6 +292,7 @@ def test_saving_onto_a_folder_is_refused_and_leaves_it(saved, tmp_path):
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(device="nonsense"), r"assemble\(device=\.\.\.\): 'nonsense' is not a torch device"),
+    (dict(device="cuda:99"), r"assemble\(device=\.\.\.\): 'cuda:99' is not available here \(.+\)$"),
     (dict(dtype="bf16"), r"assemble\(dtype=\.\.\.\): 'bf16' is not a floating-point torch dtype"),
 ])
 def test_bad_assemble_arguments_are_one_clear_error(kwargs, message):
