@@ -27,10 +27,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stackform.assemble.interop import export_hf, import_hf
+    from stackform.assemble.interop import FamilyError, InteropError, export_hf, import_hf
 
     if hasattr(args, "checkpoint"):
-        out = export_hf(args.checkpoint, args.out, family=args.family)
+        try:
+            out = export_hf(args.checkpoint, args.out, family=args.family)
+        except FamilyError as exc:  # the flag is what was wrong: name it
+            raise InteropError(f"--family {exc.family}: {exc.problem}") from None
         print(f"wrote {out}/config.json, {out}/model.safetensors")
         return 0
     model = import_hf(args.folder, args.out, name=args.name, dtype=DTYPES.get(args.dtype),

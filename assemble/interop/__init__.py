@@ -2,7 +2,7 @@
 T5 and Marian families. Reading and writing needs json and safetensors only, never transformers.
 """
 
-from .convert import FAMILIES, export_hf, find_family, import_hf
+from .convert import FAMILIES, FamilyError, export_hf, find_family, import_hf
 from .files import InteropError
 
-__all__ = ["FAMILIES", "InteropError", "export_hf", "find_family", "import_hf"]
+__all__ = ["FAMILIES", "FamilyError", "InteropError", "export_hf", "find_family", "import_hf"]

@@ -16,6 +16,8 @@ class BERT(Family):
     name = "bert"
     model_types = ("bert",)
     prefix = "bert."
+    kind = "encoder"
+    blocks = {"positional": ("learned",), "norm": ("layernorm",), "ffn": ("mlp",)}
     ignore = (r"^bert\.embeddings\.position_ids$", r"^bert\.pooler\.", r"^cls\.seq_relationship\.")
 
     def spec(self, config: Config, names: set[str] | None) -> dict[str, Any]:

@@ -126,7 +126,7 @@ def import_hf(folder: str | os.PathLike, out: str | os.PathLike | None = None, *
     return model
 
 
-def _mismatch(family: Family, model: ModelSpec) -> tuple[int, str]:
+def _mismatch(family: Family, model: ModelSpec, who: str) -> tuple[int, str]:
     """(how many differences, the first one) between the spec and what this family's config.json
     can hold; (0, "") when it fits."""
     try:
@@ -134,29 +134,43 @@ def _mismatch(family: Family, model: ModelSpec) -> tuple[int, str]:
         data = spec_of_config(family, config, "<export>", None, "export")
         again = load_spec(data).model
     except (AttributeError, KeyError, TypeError, ValueError, StackformError) as exc:
-        return 1000, f"its config.json cannot be written ({type(exc).__name__}: {exc})"
+        misfit = family.misfit(model, who)  # why, in words: another kind, a block type the family lacks
+        return 1000, misfit or f"its config.json cannot be written ({type(exc).__name__}: {exc})"
     found = differences(canonical(model), canonical(again))
     if not found:
         return 0, ""
     path, ours, theirs = found[0]
-    other_kind = 500 if any(p == "kind" for p, _, _ in found) else 0  # prefer families of the same kind
-    return len(found) + other_kind, f"model.{path}: spec has {ours!r}, {family.name} needs {theirs!r}"
+    problem = f"model.{path}: spec has {ours!r}, {family.name} needs {theirs!r}"
+    if any(p == "kind" for p, _, _ in found):  # prefer families of the same kind
+        return len(found) + 500, family.misfit(model, who) or problem
+    return len(found), problem
 
 
-def find_family(model: ModelSpec, name: str | None = None) -> Family:
-    """The family that holds this architecture without loss, else InteropError with the closest miss."""
+class FamilyError(InteropError):
+    """A family named for export that does not exist or cannot hold the spec; ``problem`` says why."""
+
+    def __init__(self, family: str, problem: str, message: str):
+        self.family, self.problem = family, problem
+        super().__init__(message)
+
+
+def find_family(model: ModelSpec, name: str | None = None, *, who: str = "the spec") -> Family:
+    """The family that holds this architecture without loss, else InteropError with the closest miss
+    (``who`` names the spec in it: its name). A named family that does not fit raises FamilyError."""
     families = [f for f in FAMILIES if name is None or name == f.name or name in f.model_types]
     if not families:
-        raise InteropError(f"unknown family {name!r} (families: {', '.join(f.name for f in FAMILIES)})")
+        families_list = ", ".join(f.name for f in FAMILIES)
+        raise FamilyError(str(name), f"unknown family (families: {families_list})",
+                          f"unknown family {name!r} (families: {families_list})")
     misses = []
     for family in families:
-        count, problem = _mismatch(family, model)
+        count, problem = _mismatch(family, model, who)
         if not count:
             return family
         misses.append((count, family.name, problem))
     _, closest, problem = min(misses)
     if name:
-        raise InteropError(f"cannot export: the spec does not fit the {closest} family: {problem}")
+        raise FamilyError(name, problem, f"cannot export: the spec does not fit the {closest} family: {problem}")
     raise InteropError(f"cannot export: no Hugging Face family fits this spec; the closest, {closest}, differs at "
                        f"{problem}")
 
@@ -171,7 +185,7 @@ def export_hf(model: "StackformModel | str | os.PathLike", out: str | os.PathLik
     spec = getattr(model, "spec", None)
     if spec is None:
         raise InteropError("export_hf: only models built by stackform can be exported (no .spec)")
-    found = find_family(spec.model, family)
+    found = find_family(spec.model, family, who=spec.name)
     state, tied = unique_tensors(model.state_dict())
     tensors: dict[str, torch.Tensor] = {}
     used = set()

@@ -37,13 +37,29 @@ def gate_activation(block: Any) -> str:
     return block.params.activation or GATED[block.type]
 
 
+KIND_WORDS = {"decoder": "a decoder", "encoder": "an encoder", "encoder_decoder": "an encoder-decoder"}
+
+
 class Family:
     """Base class of the families: what differs between them is in the subclasses."""
 
     name = ""
     model_types: tuple[str, ...] = ()
+    kind = ""  # the model kind this family holds
+    blocks: dict[str, tuple[str, ...]] = {}  # model field -> the block types its config.json can express
     prefix = ""  # the base model's prefix in the *LM* class (``transformer.``, ``model.``, ``bert.``)
     ignore: tuple[str, ...] = ()  # regexes of Hugging Face tensors that carry nothing stackform keeps
+
+    def misfit(self, model: ModelSpec, who: str = "the spec") -> str | None:
+        """Why this family cannot hold the spec at all (its kind, a block of a type it lacks), in words;
+        None when the kind and block types fit (the round trip through config.json decides the rest)."""
+        if model.kind != self.kind:
+            return f"{who} is {KIND_WORDS[model.kind]}; {self.name} needs {KIND_WORDS[self.kind]}"
+        for field, types in self.blocks.items():
+            block = getattr(model, field)
+            if block.type not in types:
+                return f"{who}'s model.{field} is {block.type}; {self.name} needs {' or '.join(types)}"
+        return None
 
     def spec(self, config: "Config", names: set[str] | None) -> dict[str, Any]:
         """The ``model:`` section for a config.json (``names``: the tensors in the folder, None on export)."""

@@ -16,6 +16,8 @@ class GPT2(Family):
     name = "gpt2"
     model_types = ("gpt2",)
     prefix = "transformer."
+    kind = "decoder"
+    blocks = {"positional": ("learned",), "norm": ("layernorm",), "ffn": ("mlp",)}
     ignore = (r"\.attn\.(bias|masked_bias)$",)  # causal-mask buffers of old checkpoints
 
     def spec(self, config: Config, names: set[str]) -> dict[str, Any]:

@@ -60,6 +60,8 @@ class LLaMA(Family):
     name = "llama"
     model_types = ("llama", "mistral")
     prefix = "model."
+    kind = "decoder"
+    blocks = {"positional": ("rope",), "norm": ("rmsnorm",), "ffn": ("swiglu", "geglu", "reglu")}
     ignore = (r"\.rotary_emb\.inv_freq$",)
 
     def spec(self, config: Config, names: set[str] | None) -> dict[str, Any]:

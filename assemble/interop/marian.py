@@ -18,6 +18,8 @@ class Marian(Family):
     name = "marian"
     model_types = ("marian",)
     prefix = "model."
+    kind = "encoder_decoder"
+    blocks = {"positional": ("sinusoidal",), "norm": ("layernorm",), "ffn": ("mlp",)}
     ignore = (r"\.embed_positions\.weight$",)  # the sinusoidal table, computed rather than stored
 
     def spec(self, config: Config, names: set[str] | None) -> dict[str, Any]:

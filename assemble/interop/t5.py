@@ -17,6 +17,9 @@ class T5(Family):
 
     name = "t5"
     model_types = ("t5",)
+    kind = "encoder_decoder"
+    blocks = {"positional": ("relative_bias",), "norm": ("rmsnorm",),
+              "ffn": ("mlp", "swiglu", "geglu", "reglu")}
     ignore = (r"^(encoder|decoder)\.embed_tokens\.weight$",)
 
     def spec(self, config: Config, names: set[str] | None) -> dict[str, Any]:

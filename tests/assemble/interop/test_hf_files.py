@@ -170,6 +170,34 @@ def test_specs_no_family_holds_are_refused_with_the_closest_difference(tmp_path)
         export_hf(_model("gpt2"), tmp_path, family="t5")
 
 
+@pytest.mark.parametrize("spec,family,problem", [
+    ("gpt-tiny", "bert", "gpt-tiny is a decoder; bert needs an encoder"),
+    ("gpt-tiny", "t5", "gpt-tiny is a decoder; t5 needs an encoder-decoder"),
+    ("gpt-tiny", "gpt2", "gpt-tiny's model.positional is rope; gpt2 needs learned"),
+    ("bert-tiny", "llama", "bert-tiny is an encoder; llama needs a decoder"),
+    ("transformer-tiny", "t5", "transformer-tiny's model.positional is sinusoidal; t5 needs relative_bias"),
+    ("transformer-tiny", "bert", "transformer-tiny is an encoder-decoder; bert needs an encoder"),
+])
+def test_a_family_that_does_not_fit_says_what_does_not(spec, family, problem, tmp_path, capsys):
+    """Not '(KeyError: None)' or "(AttributeError: ... 'scaling')": the family and what in the spec it lacks."""
+    net = assemble(spec, n_layers=1, d_model=32, n_heads=2, seed=0)
+    with pytest.raises(InteropError) as info:
+        export_hf(net, tmp_path / "lib", family=family)
+    assert str(info.value) == f"cannot export: the spec does not fit the {family} family: {problem}"
+    save(net, tmp_path / "model.safetensors")
+    assert main(["export-hf", str(tmp_path / "model.safetensors"), "--out", str(tmp_path / "hf"),
+                 "--family", family]) == 2
+    assert capsys.readouterr().err == f"error: --family {family}: {problem}\n"
+    assert not (tmp_path / "hf").exists() and not (tmp_path / "lib").exists()
+
+
+def test_an_unknown_family_names_the_flag(tmp_path, capsys):
+    save(_model("gpt2"), tmp_path / "model.safetensors")
+    assert main(["export-hf", str(tmp_path / "model.safetensors"), "--out", str(tmp_path / "hf"),
+                 "--family", "gtp2"]) == 2
+    assert capsys.readouterr().err == "error: --family gtp2: unknown family (families: gpt2, bert, llama, t5, marian)\n"
+
+
 def _snapshot(folder) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
