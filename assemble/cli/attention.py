@@ -4,6 +4,8 @@ attention heatmaps (layers x heads, or one chosen) and an interactive page."""
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 from stackform.assemble.checkpoint import load
 from stackform.assemble.viz.attention import TITLES
@@ -25,6 +27,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", metavar="D", help="cpu (default), cuda, auto, ...")
 
 
+def check_output(path: str, flag: str) -> None:
+    """VizError unless ``path`` can be written: its folder exists, is a folder and is writable, and
+    ``path`` is not a folder. Checked before the model loads, so a bad path costs nothing and prints nothing."""
+    target = Path(path)
+    folder = target.parent
+    if not folder.exists():
+        raise VizError(f"{flag} {path}: the folder {folder} does not exist")
+    if not folder.is_dir():
+        raise VizError(f"{flag} {path}: {folder} is a file, not a folder")
+    if target.is_dir():
+        raise VizError(f"{flag} {path}: is a folder; give a file name")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise VizError(f"{flag} {path}: the folder {folder} is not writable")
+
+
 def run(args: argparse.Namespace) -> int:
     from stackform.assemble.cli.generate import pick_device
     from stackform.assemble.viz.attention import text_attention
@@ -36,6 +53,11 @@ def run(args: argparse.Namespace) -> int:
         raise VizError("attention: nothing to write; give --out FILE.png and/or --html FILE.html")
     if args.out:
         check_image_path(args.out, "--out")
+        check_output(args.out, "--out")
+    if args.html:
+        if Path(args.html).suffix.lower() not in (".html", ".htm"):
+            raise VizError(f"--html {args.html}: the page needs an .html file name")
+        check_output(args.html, "--html")
     model = load(args.checkpoint, device=pick_device(args.device))
     maps = text_attention(model, args.text, args.tgt, args.max_new)
     chosen = select(maps, args.kind, args.layer, args.head)  # checks --kind, --layer, --head

@@ -55,6 +55,30 @@ def test_attention_errors(capsys, tmp_path, seq2seq_run, monkeypatch, argv, mess
     assert not list(tmp_path.glob("x.*"))
 
 
+@pytest.mark.parametrize("flag, target, message", [
+    ("--html", "BAD/PATH/x.html", "--html BAD/PATH/x.html: the folder BAD/PATH does not exist"),
+    ("--html", "afile/x.html", "--html afile/x.html: afile is a file, not a folder"),
+    ("--html", "adir.html", "--html adir.html: is a folder; give a file name"),
+    ("--out", "BAD/PATH/x.png", "--out BAD/PATH/x.png: the folder BAD/PATH does not exist"),
+    ("--out", "afile/x.png", "--out afile/x.png: afile is a file, not a folder"),
+    ("--out", "adir.png", "--out adir.png: is a folder; give a file name"),
+])
+def test_attention_output_paths_are_checked_before_the_model_runs(capsys, tmp_path, seq2seq_run, monkeypatch,
+                                                                   flag, target, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("keep")
+    (tmp_path / "adir.html").mkdir()
+    (tmp_path / "adir.png").mkdir()
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the output path was checked")
+
+    monkeypatch.setattr("stackform.assemble.cli.attention.load", no_model)
+    code, out, err = run(capsys, "attention", seq2seq_run, "--text", "hi", flag, target)
+    assert (code, out, err) == (2, "", f"error: {message}\n")
+    assert (tmp_path / "afile").read_text() == "keep" and not any((tmp_path / "adir.html").iterdir())
+
+
 def test_attention_missing_run(capsys, tmp_path):
     code, _, err = run(capsys, "attention", tmp_path / "nope", "--text", "a", "--out", tmp_path / "a.png")
     assert code == 2 and "nope" in err and len(err.strip().splitlines()) == 1
