@@ -101,7 +101,7 @@ def import_hf(folder: str | os.PathLike, out: str | os.PathLike | None = None, *
     """Read a Hugging Face folder (config.json + safetensors) of a supported family into a stackform model.
 
     With ``out``, also write ``out/spec.yaml`` and the checkpoint ``out/model.safetensors`` (files already
-    there are replaced only with ``overwrite``).
+    there are replaced only with ``overwrite``, which also deletes a replaced run's train_state.safetensors).
     ``dtype`` defaults to the weights' own. Every problem raises InteropError (a StackformError).
     """
     folder = Path(folder)
@@ -122,6 +122,8 @@ def import_hf(folder: str | os.PathLike, out: str | os.PathLike | None = None, *
     model.load_state_dict(state, strict=True)
     model = model.to(dtype or _floating_dtype(tensors)).eval()
     if out is not None:
+        # an overwritten run's training state belongs to the replaced model: never resume the new one with it
+        (Path(out) / "train_state.safetensors").unlink(missing_ok=True)
         write_import(model, data, Path(out))
     return model
 

@@ -219,6 +219,10 @@ def test_import_never_replaces_a_spec_or_checkpoint_without_overwrite(tmp_path, 
     assert f"{out} already holds" in err and "--overwrite" in err and len(err.splitlines()) == 1
     assert _snapshot(out) == before
     assert main(["import-hf", str(tmp_path / "hf"), "--out", str(out), "--overwrite"]) == 0
+    assert not (out / "train_state.safetensors").exists()  # the replaced run's state: never resumed with the import
+    if held == "run":
+        assert main(["train", "--resume", str(out)]) == 2
+        assert "not a run folder" in capsys.readouterr().err
 
 
 def test_import_out_that_is_a_file(tmp_path, capsys):
