@@ -23,14 +23,17 @@ def length_penalty(length: int | torch.Tensor, alpha: float) -> float | torch.Te
 
 
 def _reorder(cache: Cache | None, rows: torch.Tensor, expand_cross: bool) -> None:
-    """Keep rows of the self-attention caches. Beams of one source share their cross-attention
-    keys/values, so those are only expanded once (from one row per source to ``beam`` rows)."""
+    """Keep rows of the self-attention caches and of the cached key padding (a decoder with a
+    padding mask). Beams of one source share their cross-attention keys/values, so those are
+    only expanded once (from one row per source to ``beam`` rows)."""
     if cache is None:
         return
     for self_cache, cross_cache in cache.layers:
         self_cache.reorder(rows)
         if expand_cross:
             cross_cache.reorder(rows)
+    if cache.padding is not None:
+        cache.padding = cache.padding.index_select(0, rows)  # [b * B, offset]
 
 
 def beam_search(model: EncoderDecoderModel, memory: torch.Tensor, memory_padding: torch.Tensor | None,

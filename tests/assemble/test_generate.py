@@ -85,6 +85,32 @@ def test_seq2seq_cached_equals_uncached(positional, attention):
     assert torch.equal(beams, generate_seq2seq(model, src, 6, beam=3, eos_id=-1, use_cache=False))
 
 
+def _decoder_masks() -> list[tuple[str, list]]:
+    """Every registered mask as tests/variants.py puts it in a decoder (with causal where it needs it)."""
+    from variants import mask_variants
+
+    return [(e.name, masks) for e in registry.list_blocks() if e.kind == "mask"
+            for kind, masks in mask_variants(e) if kind == "decoder"]
+
+
+DECODER_MASKS = _decoder_masks()
+
+
+@pytest.mark.parametrize("masks", [m for _, m in DECODER_MASKS], ids=[i for i, _ in DECODER_MASKS])
+def test_seq2seq_decoder_masks_cached_equals_uncached(masks):
+    """The decoder side's masks (padding included: its cached key padding follows the beams)."""
+    masks = [m if isinstance(m, str) else {**m, **({"prefix_len": 1} if "prefix_len" in m else {})}
+             for m in masks]  # seq2seq's prompt is bos alone: a prefix longer than it cannot be cached
+    model = build(tiny("encoder_decoder", decoder={"mask": masks}))
+    src = ids(2, 5)
+    src[1, 3:] = PAD
+    free = generate_seq2seq(model, src, 8, beam=3, eos_id=-1)
+    for beam in (1, 3):
+        for eos in (-1, int(free[0, 2])):
+            assert torch.equal(generate_seq2seq(model, src, 8, beam=beam, eos_id=eos),
+                               generate_seq2seq(model, src, 8, beam=beam, eos_id=eos, use_cache=False))
+
+
 def test_sliding_window_mask_cached_equals_uncached():
     model = assemble(tiny(mask=["causal", {"type": "sliding_window", "window": 3}]), seed=0)
     prompt = ids(2, 4)
