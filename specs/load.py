@@ -149,19 +149,28 @@ def _resolve_blocks(spec: Spec, src: Source) -> list[Issue]:
         except ValidationError as exc:
             issues.extend(issue_from_pydantic(err, src, path, entry.params) for err in exc.errors())
             continue
-        side = next((s for s in ("encoder", "decoder") if s in path), model.sides[0])
-        try:
-            dims = registry.Dims(
-                d_model=model.d_model, n_heads=model.n_heads, head_dim=model.head_dim_value(),
-                max_len=model.max_len, n_layers=model.n_layers_of(side), vocab_size=model.vocab_size,
-                dropout=model.dropout, causal=(side == "decoder" and "cross_attention" not in path),
-            )
-            problem = block.params.check(dims)
-        except ValueError as exc:
-            problem = str(exc)
-        if problem:
-            issues.append(_issue(src, path, problem))
+        own_side = [s for s in ("encoder", "decoder") if s in path]
+        sides = own_side or model.sides  # a block under model: serves both sides of an encoder-decoder
+        for side in sides:
+            problem = _check_block(block, model, side, path)
+            if problem:
+                where = f" (in the {side})" if len(sides) > 1 else ""
+                issues.append(_issue(src, path, problem + where))
+                break
     return issues
+
+
+def _check_block(block: BlockSpec, model: Any, side: str, path: tuple) -> str | None:
+    """The block's own ``check`` with the dims of the stack (side) it is built into."""
+    try:
+        dims = registry.Dims(
+            d_model=model.d_model, n_heads=model.n_heads, head_dim=model.head_dim_value(),
+            max_len=model.max_len, n_layers=model.n_layers_of(side), vocab_size=model.vocab_size,
+            dropout=model.dropout, causal=(side == "decoder" and "cross_attention" not in path),
+        )
+        return block.params.check(dims)
+    except ValueError as exc:
+        return str(exc)
 
 
 def _issue(src: Source, path: tuple, message: str, key: bool = False) -> Issue:
