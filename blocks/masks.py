@@ -27,6 +27,10 @@ class Mask(nn.Module):
     """Base class of masks."""
 
     causal = False  # a pure causal mask: SDPA's is_causal fast path can replace it
+    # A query never sees a later key (past a fixed prefix): what a decoder needs, so that a token
+    # cannot see the one it predicts and the KV cache can keep earlier positions as they were.
+    # Validation refuses a decoder none of whose masks has it.
+    hides_future = False
 
     def forward(self, info: MaskInfo) -> torch.Tensor | None:
         raise NotImplementedError
@@ -41,6 +45,7 @@ class Causal(Mask):
     """A query sees only keys at its position or before (the decoder's future mask)."""
 
     causal = True
+    hides_future = True
 
     def __init__(self, dims: Dims, params: BlockParams):
         super().__init__()
@@ -85,6 +90,8 @@ class SlidingWindow(Mask):
 @register("mask", "prefix_lm")
 class PrefixLM(Mask):
     """Bidirectional over the first ``prefix_len`` tokens, causal after (T5's prefix LM, UniLM)."""
+
+    hides_future = True
 
     class Params(BlockParams):
         model_config = ConfigDict(json_schema_extra={"examples": [{"prefix_len": 3}]})

@@ -160,6 +160,23 @@ def _resolve_blocks(spec: Spec, src: Source) -> list[Issue]:
     return issues
 
 
+def _decoder_masks(spec: Spec, src: Source) -> list[Issue]:
+    """A decoder's explicit mask list must hide later tokens (a mask block with ``hides_future``)."""
+    model = spec.model
+    if "decoder" not in model.sides:
+        return []
+    own = model.decoder.mask if model.kind == "encoder_decoder" and model.decoder is not None else None
+    masks, path = (own, ("model", "decoder", "mask")) if own is not None else (model.mask, ("model", "mask"))
+    if masks is None or any(getattr(m.entry.cls, "hides_future", False) for m in masks):
+        return []
+    names = [m.type for m in masks]
+    problem = (f"a decoder needs causal (or prefix_lm) among its masks: with [{', '.join(names)}] a position sees "
+               f"the tokens it predicts and KV-cache generation cannot match; use [{', '.join(['causal', *names])}]")
+    if model.kind == "encoder_decoder" and own is None:
+        problem += " as model.decoder.mask"
+    return [_issue(src, path, problem)]
+
+
 def _check_block(block: BlockSpec, model: Any, side: str, path: tuple) -> str | None:
     """The block's own ``check`` with the dims of the stack (side) it is built into."""
     try:
@@ -211,6 +228,8 @@ def validate_source(src: Source) -> Spec:
         issues = dict.fromkeys(issue_from_pydantic(err, src, (), Spec) for err in exc.errors())
         raise SpecError(sorted(issues, key=lambda i: (i.file, i.line, i.col))) from None
     issues = _resolve_blocks(spec, src)
+    if not issues:
+        issues = _decoder_masks(spec, src)
     if issues:
         raise SpecError(issues)
     return spec

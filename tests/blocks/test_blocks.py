@@ -9,8 +9,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from stackform import registry
 from stackform.assemble import assemble, load, save
-from variants import MAX_LEN, PAD, VOCAB, is_causal, variants
+from variants import MAX_LEN, PAD, VOCAB, base_spec, is_causal, variants
 
 CASES = variants()
 IDS = [case_id for case_id, _ in CASES]
@@ -116,3 +117,32 @@ def test_cases_cover_every_registered_block():
     assert {e.name for e in registry.list_blocks() if e.kind in {"attention", "positional", "norm", "residual",
                                                               "ffn", "mask"}} <= covered
     assert MAX_LEN >= 9
+
+
+MASK_ENTRIES = [e for e in registry.list_blocks() if e.kind == "mask"]
+
+
+@pytest.mark.parametrize("entry", MASK_ENTRIES, ids=[e.name for e in MASK_ENTRIES])
+@pytest.mark.parametrize("where", ["decoder", "encoder_decoder-shared", "encoder_decoder-decoder"])
+def test_a_decoder_needs_a_mask_that_hides_the_future(entry, where):
+    """Alone, a mask without ``hides_future`` (padding, sliding_window) lets a decoder position see the
+    token it predicts, and KV-cache generation could not match: validation refuses it in one line."""
+    from stackform.specs import SpecError
+
+    block = {"type": entry.name, **registry.example_params(entry)}
+    spec = base_spec(where.split("-")[0])
+    if where == "encoder_decoder-decoder":
+        spec["model"]["decoder"] = {"mask": [block]}
+    else:
+        spec["model"]["mask"] = [block]
+    place = "model.decoder.mask" if where == "encoder_decoder-decoder" else "model.mask"
+    if getattr(entry.cls, "hides_future", False):
+        assemble(spec, seed=0)
+        return
+    with pytest.raises(SpecError, match=rf"^<dict>: {place}: a decoder needs causal \(or prefix_lm\) among its masks: "
+                                        rf"with \[{entry.name}\] .*; use \[causal, {entry.name}\]") as err:
+        assemble(spec, seed=0)
+    assert "\n" not in str(err.value)
+    spec = base_spec("decoder")
+    spec["model"]["mask"] = ["causal", block]
+    assemble(spec, seed=0)  # with causal it is fine
