@@ -150,6 +150,8 @@ def _resolve_blocks(spec: Spec, src: Source) -> list[Issue]:
             issues.extend(issue_from_pydantic(err, src, path, entry.params) for err in exc.errors())
             continue
         own_side = [s for s in ("encoder", "decoder") if s in path]
+        if not own_side and "cross_attention" in path and model.kind == "encoder_decoder":
+            own_side = ["decoder"]  # only the decoder has cross-attention
         sides = own_side or model.sides  # a block under model: serves both sides of an encoder-decoder
         for side in sides:
             problem = _check_block(block, model, side, path)

@@ -66,6 +66,21 @@ def test_spec_error_messages(tmp_path, extra, expected):
     assert expected in _error(tmp_path, BASE + extra)
 
 
+@pytest.mark.parametrize("extra, expected", [
+    # a block under model: of an encoder-decoder is checked for each side it is built into, and says which
+    ("  positional: {type: relative_bias, num_buckets: 8, max_distance: 4}\n",
+     "model.positional: max_distance (4) must be above the exact buckets (4) (in the decoder)"),
+    ("  positional: {type: relative_bias, num_buckets: 2, max_distance: 4}\n",
+     "model.positional: num_buckets (2) is too small: at least 2 per direction are needed (in the encoder)"),
+    # cross-attention is only the decoder's: no side to name
+    ("  cross_attention: {type: gqa, n_kv_heads: 3}\n",
+     "model.cross_attention: n_heads (4) must be divisible by n_kv_heads (3)"),
+])
+def test_encoder_decoder_shared_blocks_are_checked_per_side(tmp_path, extra, expected):
+    message = _error(tmp_path, BASE.replace("kind: decoder", "kind: encoder_decoder") + "  bos_id: 1\n" + extra)
+    assert message.endswith(expected), message
+
+
 def test_divisibility_shows_values(tmp_path):
     msg = _error(tmp_path, BASE.replace("d_model: 128", "d_model: 130"))
     assert msg == "spec.yaml:6:12: model.n_heads: d_model (130) must be divisible by n_heads (4), or set head_dim"
