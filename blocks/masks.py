@@ -35,6 +35,10 @@ class Mask(nn.Module):
     def forward(self, info: MaskInfo) -> torch.Tensor | None:
         raise NotImplementedError
 
+    def generation_problem(self, start_len: int) -> str | None:
+        """Why decoding that starts from ``start_len`` tokens cannot work with this mask, or None."""
+        return None
+
 
 def causal_mask(q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor:
     return k_pos[None, :] <= q_pos[:, None]  # [q, k]
@@ -100,6 +104,13 @@ class PrefixLM(Mask):
     def __init__(self, dims: Dims, params: Params):
         super().__init__()
         self.prefix_len = params.prefix_len
+
+    def generation_problem(self, start_len: int) -> str | None:
+        if start_len >= self.prefix_len:
+            return None
+        return (f"the prefix_lm mask's prefix_len ({self.prefix_len}) is longer than the {start_len} token(s) "
+                "decoding starts from; generated tokens cannot join the bidirectional prefix (earlier positions "
+                "would have to see them), so start from the whole prefix")
 
     def forward(self, info: MaskInfo) -> torch.Tensor:
         seen = causal_mask(info.q_pos, info.k_pos)  # [q, k]

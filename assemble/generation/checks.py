@@ -41,6 +41,14 @@ def check_ids(where: str, name: str, ids: object, vocab_size: int, max_len: int)
     return ids.long()
 
 
+def check_masks(where: str, masks: object, start_len: int) -> None:
+    """A GenerationError when a mask of the decoder stack cannot decode from ``start_len`` tokens."""
+    for mask in masks:
+        problem = getattr(mask, "generation_problem", lambda n: None)(start_len)
+        if problem:
+            raise GenerationError(f"{where}: {problem}")
+
+
 def check_count(where: str, name: str, value: object, minimum: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise GenerationError(f"{where}: {name} must be an integer >= {minimum}, got {value!r}")

@@ -6,7 +6,9 @@ import torch
 
 from ..models import DecoderModel, EncoderDecoderModel
 from .cache import generation_cache
-from .checks import GenerationError, check_count, check_ids, check_token, generation_mode, not_generative
+from .checks import (
+    GenerationError, check_count, check_ids, check_masks, check_token, generation_mode, not_generative,
+)
 from .sampling import check_generator, check_sampling, next_token
 
 
@@ -59,6 +61,7 @@ def generate(
     out[:, :t] = prompt
     if n == 0:
         return out
+    check_masks(where, model.stack.masks, t)
     with generation_mode(model):
         cache = generation_cache(len(model.stack.layers), t + n) if use_cache else None
         logits = last_logits(model, prompt, cache)

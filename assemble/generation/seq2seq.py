@@ -12,7 +12,9 @@ import torch
 from ..models import DecoderModel, EncoderDecoderModel
 from .beam import beam_search
 from .cache import generation_cache
-from .checks import GenerationError, check_count, check_ids, check_token, generation_mode, not_generative
+from .checks import (
+    GenerationError, check_count, check_ids, check_masks, check_token, generation_mode, not_generative,
+)
 from .sampling import check_generator, check_sampling, next_token
 
 
@@ -78,6 +80,7 @@ def generate_seq2seq(
     b = src.shape[0]
     if n == 0:
         return torch.full((b, 0), fill, dtype=torch.long, device=src.device)
+    check_masks(where, model.decoder.masks, 1)  # the decoder starts from bos alone
     with generation_mode(model):
         memory, memory_padding = model.encode(src, src_mask)  # once per source
         if beam > 1:

@@ -97,6 +97,33 @@ DECODER_MASKS = _decoder_masks()
 
 
 @pytest.mark.parametrize("masks", [m for _, m in DECODER_MASKS], ids=[i for i, _ in DECODER_MASKS])
+def test_decoder_masks_cached_equals_uncached_or_refused(masks):
+    """Every registered mask: the cache gives the same tokens, or (a prompt shorter than a prefix_lm's
+    prefix) generation is refused with one line, with and without the cache; a long prompt always works."""
+    model = build(tiny(mask=masks))
+    for length in (1, 2, 6):
+        prompt = ids(2, length, seed=length)
+        runs = []
+        for use_cache in (True, False):
+            try:
+                runs.append(generate(model, prompt, 8, temperature=0, eos_id=-1, use_cache=use_cache))
+            except GenerationError as exc:
+                runs.append(str(exc))
+        assert runs[0] == runs[1] if isinstance(runs[0], str) else torch.equal(*runs), (length, runs)
+        if isinstance(runs[0], str):
+            assert length < 6 and runs[0].startswith("generate: the prefix_lm mask's prefix_len (3) is longer than "
+                                                     f"the {length} token(s) decoding starts from")
+
+
+def test_seq2seq_decoder_prefix_longer_than_bos_is_refused():
+    model = assemble(tiny("encoder_decoder", decoder={"mask": [{"type": "prefix_lm", "prefix_len": 2}]}), seed=0)
+    for beam in (1, 2):
+        with pytest.raises(GenerationError, match=r"^generate_seq2seq: the prefix_lm mask's prefix_len \(2\) is "
+                                                  r"longer than the 1 token\(s\) decoding starts from"):
+            generate_seq2seq(model, ids(1, 3), 4, beam=beam)
+
+
+@pytest.mark.parametrize("masks", [m for _, m in DECODER_MASKS], ids=[i for i, _ in DECODER_MASKS])
 def test_seq2seq_decoder_masks_cached_equals_uncached(masks):
     """The decoder side's masks (padding included: its cached key padding follows the beams)."""
     masks = [m if isinstance(m, str) else {**m, **({"prefix_len": 1} if "prefix_len" in m else {})}
