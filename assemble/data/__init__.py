@@ -39,7 +39,7 @@ def load_task(spec: Spec) -> "TextTask | PairTask":
     if train.task == "seq2seq":
         data = train.data
         if data.type == "pairs":
-            pairs, source = tsv_pairs(data.path, data.val_fraction), data.path
+            pairs, source = tsv_pairs(data.path, data.val_fraction, model.max_len), data.path
         else:
             pairs, source = generated_pairs(data, train.seed), f"builtin '{data.name}'"
         return PairTask(*pairs, tok, model.max_len, seed=seed, source=source)

@@ -64,20 +64,32 @@ def generated_pairs(data, seed: int) -> tuple[Pairs, Pairs]:
     return train, list(val.items())
 
 
-def tsv_pairs(path: str, val_fraction: float) -> tuple[Pairs, Pairs]:
-    """(train, val) from ``source<TAB>target`` lines; an evenly spread ``val_fraction`` of lines is val."""
+def tsv_pairs(path: str, val_fraction: float, max_len: int | None = None) -> tuple[Pairs, Pairs]:
+    """(train, val) from ``source<TAB>target`` lines; an evenly spread ``val_fraction`` of lines is val.
+
+    Lines end at ``\\n`` (a ``\\r`` before it is dropped) and nowhere else: a field may hold any other
+    character. With ``max_len`` (the model's), a pair that does not fit is an error naming its line."""
     file = Path(path).expanduser()
+    if file.is_dir():
+        raise DataError(f"{path}: a directory; pairs data is one TSV file (train.data.path)")
     if not file.is_file():
         raise DataError(f"{path}: no such file (train.data.path)")
     text = b"".join(read_utf8_chunks(file)).decode("utf-8")
     pairs: list[tuple[int, str, str]] = []
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for lineno, line in enumerate(text.split("\n"), 1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         if line.count("\t") != 1:
             found = f"{line.count(chr(9))} tabs"
             raise DataError(f"{path}:{lineno}: expected one tab between source and target, found {found}")
         src, tgt = line.split("\t")
+        if not src:
+            raise DataError(f"{path}:{lineno}: the source (before the tab) is empty")
+        need = max(len(src.encode()), len(tgt.encode()) + 1)  # bytes; the target gets bos (inputs) / eos (labels)
+        if max_len is not None and need > max_len:
+            raise DataError(f"{path}:{lineno}: the pair needs {need} positions (target + bos/eos); "
+                            f"model.max_len is {max_len}")
         pairs.append((lineno, src, tgt))
     if len(pairs) < 2:
         raise DataError(f"{path}: needs at least 2 pairs (one for training, one for validation), found {len(pairs)}")

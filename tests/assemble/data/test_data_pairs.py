@@ -58,3 +58,29 @@ def test_pair_batches_are_padded_with_bos_and_eos():
     assert batch["labels"].tolist() == [[120, 121, 122, 258], [113, 258, IGNORE, IGNORE]]
     with pytest.raises(DataError, match="needs 17 positions .* model.max_len is 16"):
         PairTask([("a", "x" * 16)], [("c", "d")], tok, 16, seed=0, source="t")
+
+
+@pytest.mark.parametrize("text,error", [
+    ("a\tb\n\tc\nd\te\n", r"pairs\.tsv:2: the source \(before the tab\) is empty"),
+    ("a\tb\nc\t" + "x" * 16 + "\nd\te\n", r"pairs\.tsv:2: the pair needs 17 positions \(target \+ bos/eos\); "
+                                          r"model\.max_len is 16"),
+    ("a\tb\n" + "é" * 9 + "\tc\n", r"pairs\.tsv:2: the pair needs 18 positions"),  # UTF-8 bytes, not characters
+])
+def test_tsv_pair_errors_name_the_line(tmp_path, text, error):
+    path = tmp_path / "pairs.tsv"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(DataError, match=error):
+        tsv_pairs(str(path), 0.1, max_len=16)
+
+
+@pytest.mark.parametrize("sep", ["\u2028", "\u2029", "\x1c", "\x1e", "\x85", "\x0b", "\x0c"])
+def test_tsv_lines_end_only_at_newline(tmp_path, sep):
+    path = tmp_path / "pairs.tsv"
+    path.write_bytes(f"a{sep}b\tc\r\nd\te{sep}f\n".encode())  # CRLF too
+    train, val = tsv_pairs(str(path), 0.5)
+    assert sorted(train + val) == [(f"a{sep}b", "c"), ("d", f"e{sep}f")]
+
+
+def test_tsv_pairs_path_a_directory(tmp_path):
+    with pytest.raises(DataError, match="a directory; pairs data is one TSV file"):
+        tsv_pairs(str(tmp_path), 0.1)
