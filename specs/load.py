@@ -179,6 +179,17 @@ def _decoder_masks(spec: Spec, src: Source) -> list[Issue]:
     return [_issue(src, path, problem)]
 
 
+def _cross_attention_windows(spec: Spec, src: Source) -> list[Issue]:
+    """A window compares query and key positions: in cross-attention they index different sequences."""
+    issues = []
+    for path, block in iter_blocks(spec):
+        if path[-1] == "cross_attention" and getattr(block.params, "window", None) is not None:
+            problem = ("cross-attention takes no window: target and source positions are not comparable "
+                       "(a late target position would see no source token); remove it")
+            issues.append(_issue(src, path + ("window",), problem))
+    return issues
+
+
 def _check_block(block: BlockSpec, model: Any, side: str, path: tuple) -> str | None:
     """The block's own ``check`` with the dims of the stack (side) it is built into."""
     try:
@@ -231,7 +242,7 @@ def validate_source(src: Source) -> Spec:
         raise SpecError(sorted(issues, key=lambda i: (i.file, i.line, i.col))) from None
     issues = _resolve_blocks(spec, src)
     if not issues:
-        issues = _decoder_masks(spec, src)
+        issues = _decoder_masks(spec, src) + _cross_attention_windows(spec, src)
     if issues:
         raise SpecError(issues)
     return spec

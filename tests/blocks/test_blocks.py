@@ -146,3 +146,28 @@ def test_a_decoder_needs_a_mask_that_hides_the_future(entry, where):
     spec = base_spec("decoder")
     spec["model"]["mask"] = ["causal", block]
     assemble(spec, seed=0)  # with causal it is fine
+
+
+WINDOWED = [e for e in registry.list_blocks() if e.kind == "attention" and "window" in e.params.model_fields]
+
+
+@pytest.mark.parametrize("entry", WINDOWED, ids=[e.name for e in WINDOWED])
+@pytest.mark.parametrize("place", ["model", "decoder", "layers"])
+def test_cross_attention_with_a_window_is_refused(entry, place):
+    """Target and source positions are not comparable: a cross-attention window is one spec error."""
+    from stackform.specs import SpecError
+
+    block = {"type": entry.name, **registry.example_params(entry), "window": 2}
+    spec = base_spec("encoder_decoder")
+    model = spec["model"]
+    if place == "model":
+        model["cross_attention"], where = block, "model.cross_attention"
+    elif place == "decoder":
+        model["decoder"], where = {"cross_attention": block}, "model.decoder.cross_attention"
+    else:
+        model["layers"], where = [{"repeat": 2, "cross_attention": block}], "model.layers.0.cross_attention"
+    with pytest.raises(SpecError, match=rf"^<dict>: {where}.window: cross-attention takes no window") as err:
+        assemble(spec, seed=0)
+    assert "\n" not in str(err.value)
+    del block["window"]
+    assemble(spec, seed=0)  # the same block without its window is fine
