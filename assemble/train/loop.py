@@ -16,6 +16,7 @@ import torch
 from stackform.specs import Spec
 
 from ..checkpoint import save
+from ..data import IGNORE
 from .console import Console, MetricsLog, fmt_metrics
 from .device import TrainingError, autocast
 from .evaluate import evaluate
@@ -24,6 +25,11 @@ from .schedule import lr_at
 from .state import STATE_FILE, Counters, save_train_state
 
 MODEL_FILE = "model.safetensors"
+
+
+def target_count(labels: torch.Tensor, task: str) -> int:
+    """The positions a batch's loss is averaged over: every one for a causal LM, else the labelled ones."""
+    return labels.numel() if task == "causal_lm" else int((labels != IGNORE).sum())
 
 
 @dataclass
@@ -76,15 +82,18 @@ class Trainer:
             group["lr"] = lr
         total = torch.zeros((), device=run.device)
         tokens = 0
-        for i in range(train.grad_accum):
-            batch = run.task.train_batch(train.batch_size)
+        # the step's loss is the mean over the targets of all its micro-batches, as one batch of
+        # batch_size * grad_accum would give (MLM and seq2seq micro-batches hold different numbers)
+        batches = [run.task.train_batch(train.batch_size) for _ in range(train.grad_accum)]
+        targets = sum(target_count(batch["labels"], train.task) for batch in batches)
+        for i, batch in enumerate(batches):
             tokens += input_tokens(batch, run.spec.model.pad_id)
-            batch, scale = self.shard(batch)
+            batch, scale = self.shard(batch, targets)
             batch = to_device(batch, run.device)
             with self.accumulating(last=i == train.grad_accum - 1):
                 with autocast(run.device, run.amp_dtype):
-                    loss_sum, n = run.loss(batch)
-                loss = (loss_sum / max(n, 1) if scale is None else loss_sum * scale) / train.grad_accum
+                    loss_sum, _ = run.loss(batch)
+                loss = loss_sum / max(targets, 1) if scale is None else loss_sum * scale
                 (run.scaler.scale(loss) if run.scaler else loss).backward()
             total += loss.detach()
         if run.scaler:
@@ -98,8 +107,8 @@ class Trainer:
     def sync(self) -> None:
         """Before each step: agree with the other processes on the clock and on stopping."""
 
-    def shard(self, batch: dict) -> tuple[dict, float | None]:
-        """(this process's rows, factor of its summed loss); None: divide by its own target count."""
+    def shard(self, batch: dict, targets: int) -> tuple[dict, float | None]:
+        """(this process's rows, factor of its summed loss); None: divide by the step's ``targets``."""
         return batch, None
 
     def accumulating(self, last: bool):

@@ -2,8 +2,9 @@
 
 Every rank draws the same global batch (``train.batch_size``) from the shared data generator and
 keeps rows ``rank * b/N .. (rank + 1) * b/N``. Its summed loss is scaled by ``N / targets of the
-global batch``, so after DDP's (or FSDP's) gradient averaging the gradient is that of the mean
-over the global batch, even when ranks count different numbers of targets (MLM, seq2seq).
+step`` (the global batch, all its micro-batches), so after DDP's (or FSDP's) gradient averaging the
+gradient is that of the mean over the step's targets, even when ranks and micro-batches count
+different numbers of targets (MLM, seq2seq).
 Once per step the ranks agree on the clock and on a stop request, so they all stop, evaluate
 and save at the same step. Only rank 0 prints, writes metrics and saves.
 """
@@ -16,7 +17,6 @@ from typing import Any
 import torch
 
 from ..checkpoint import save
-from ..data import IGNORE
 from .consolidate import Weights, full_model_state, full_optimizer_state, rng_states
 from .device import TrainingError
 from .distributed import Ranks
@@ -69,10 +69,10 @@ class ParallelTrainer(Trainer):
         agreed = self.ranks.all_reduce(flags, op="max").cpu()
         self.agreed, self._stop_agreed = float(agreed[0]), bool(agreed[1])
 
-    def shard(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], float | None]:
-        """This rank's rows of the global batch, and the factor that turns its summed loss into its share."""
+    def shard(self, batch: dict[str, torch.Tensor], targets: int) -> tuple[dict[str, torch.Tensor], float | None]:
+        """This rank's rows of the global batch, and the factor that turns its summed loss into its share
+        (``targets``: of the whole step, every micro-batch of the global batch)."""
         labels = batch["labels"]
-        targets = labels.numel() if self.train.task == "causal_lm" else int((labels != IGNORE).sum())
         rows = labels.shape[0] // self.ranks.world
         start = self.ranks.rank * rows
         part = {key: value[start:start + rows] for key, value in batch.items()}  # [b/N, ...] each

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from stackform.assemble import train
 from stackform.assemble.data import IGNORE
 from stackform.assemble.train.loss import chunked_cross_entropy
 from stackform.blocks import LMHead
@@ -75,3 +76,38 @@ def test_compiled_training_loss_equals_eager(kind, make_spec):
     assert torch.allclose(compiled_total, total, rtol=1e-5)
     for a, b in zip(want, (p.grad for p in model.parameters())):
         assert torch.allclose(a, b, atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["encoder", "encoder_decoder"])  # micro-batches with different target counts
+def test_grad_accum_equals_the_bigger_batch(tmp_path, monkeypatch, make_spec, kind):
+    """batch_size 2 x grad_accum 2 trains on the mean over all the step's targets, as batch_size 4 does."""
+    import json
+
+    import stackform.assemble.train.run as run_module
+
+    load_task = run_module.load_task
+
+    def fixed_rows(spec):  # both runs see the same 4 rows: those of one batch of 4
+        task = load_task(spec)
+        rows = task.train_batch(4)
+        queue = [0]
+
+        def train_batch(n):
+            start = queue[0]
+            queue[0] = (start + n) % 4
+            return {key: value[start:start + n] for key, value in rows.items()}
+
+        task.train_batch = train_batch
+        return task
+
+    monkeypatch.setattr(run_module, "load_task", fixed_rows)
+    records = []
+    for batch_size, accum in ((4, 1), (2, 2)):
+        spec = make_spec(kind, steps=1, batch_size=batch_size, grad_accum=accum, log_every=1, samples=0,
+                         schedule={"type": "constant", "warmup": 0})
+        spec["model"]["dropout"] = 0.0
+        out = tmp_path / f"b{batch_size}"
+        train(spec, out_dir=out, quiet=True)
+        records.append(json.loads((out / "metrics.jsonl").read_text().splitlines()[0]))
+    assert records[0]["loss"] == pytest.approx(records[1]["loss"], rel=1e-5)
+    assert records[0]["grad_norm"] == pytest.approx(records[1]["grad_norm"], rel=1e-4)
