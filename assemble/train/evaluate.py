@@ -48,12 +48,15 @@ def evaluate(model, task, spec: Spec, device: torch.device, amp_dtype: torch.dty
             chosen = labels[labels != IGNORE]
             unigram_sum -= float(unigram.to(chosen.device)[chosen].sum())
     model.train(was_training)
-    loss = loss_sum / max(targets, 1)
+    if not targets:  # e.g. MLM with a tiny mlm_probability: nothing was predicted, so there is no loss
+        nan = float("nan")
+        return {"loss": nan, "ppl": nan, {"causal_lm": "bpb", "seq2seq": "exact_match"}.get(kind, "unigram_loss"): nan}
+    loss = loss_sum / targets
     metrics = {"loss": loss, "ppl": math.exp(min(loss, 50.0))}
     if kind == "causal_lm":
         metrics["bpb"] = loss_sum / math.log(2) / max(byte_targets, 1)
     elif kind == "seq2seq":
         metrics["exact_match"] = exact / max(examples, 1)
     elif unigram is not None:
-        metrics["unigram_loss"] = unigram_sum / max(targets, 1)
+        metrics["unigram_loss"] = unigram_sum / targets
     return metrics

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,9 @@ def _metric_lines(task: str, metrics: dict[str, float]) -> list[str]:
     if task == "seq2seq":
         return [f"validation loss {loss:.4f}, exact match {100 * metrics['exact_match']:.2f}% (held-out, greedy)"]
     base = metrics.get("unigram_loss")
+    if base is not None and math.isnan(base):
+        return ["validation MLM loss: none of the validation batches' positions was masked "
+                "(raise train.mlm_probability, train.eval_steps or train.batch_size)"]
     line = f"validation MLM loss {loss:.4f} nats/masked token"
     if base is not None:
         line += f" vs unigram baseline {base:.4f} ({100 * (1 - loss / base):.1f}% lower)"

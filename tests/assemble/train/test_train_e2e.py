@@ -65,6 +65,13 @@ def test_mlm_reports_the_unigram_baseline(tmp_path, make_spec):
     assert "filled" in (tmp_path / "run" / "samples.txt").read_text()
 
 
+def test_mlm_without_masked_validation_positions_reports_no_loss(tmp_path, make_spec, capsys):
+    """Nothing masked in validation: the loss is undefined (NaN), not 0.0, and the summary says why."""
+    result = train(make_spec("encoder", steps=2, mlm_probability=1e-9, samples=0), out_dir=tmp_path / "run")
+    assert all(result.metrics[key] != result.metrics[key] for key in ("loss", "ppl", "unigram_loss"))  # NaN
+    assert "none of the validation batches' positions was masked" in capsys.readouterr().out
+
+
 def test_seq2seq_reports_exact_match(tmp_path, make_spec):
     result = train(make_spec("encoder_decoder", steps=4, label_smoothing=0.1), out_dir=tmp_path / "run", quiet=True)
     assert 0.0 <= result.metrics["exact_match"] <= 1.0
