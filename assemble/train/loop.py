@@ -170,12 +170,13 @@ class Trainer:
         model_fields = {"lr": 0.0, "norm": 0.0}
         while run.counters.step < train.steps:
             self.sync()
-            if self.stop_requested:
-                return "interrupted"
-            if stop_at_step is not None and run.counters.step >= stop_at_step:
-                return "stop_at_step"
-            if budget is not None and self.elapsed() >= budget:
-                return "time budget"
+            stop = ("interrupted" if self.stop_requested
+                    else "stop_at_step" if stop_at_step is not None and run.counters.step >= stop_at_step
+                    else "time budget" if budget is not None and self.elapsed() >= budget else None)
+            if stop:
+                if window["tokens"]:  # the steps since the last train line get one too
+                    self._log_train(run.counters.step, window, model_fields)
+                return stop
             step = run.counters.step + 1
             loss, norm, tokens, lr = self.train_step(step)
             if not self._finite(loss, norm):
