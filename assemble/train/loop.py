@@ -209,10 +209,11 @@ class Trainer:
 
     def _log_train(self, step: int, window: dict, fields: dict) -> dict[str, float]:
         seconds = max(time.perf_counter() - window["t0"] - window["paused"], 1e-9)
+        kept = window["steps"]  # steps of the window not skipped for a non-finite loss (on_nan: skip)
         record = {
-            "step": step, "split": "train", "loss": window["loss"] / max(window["steps"], 1), "lr": fields["lr"],
+            "step": step, "split": "train", "loss": window["loss"] / kept if kept else math.nan, "lr": fields["lr"],
             "tokens_per_s": window["tokens"] / seconds, "elapsed_s": round(self.elapsed(), 3),
-            "grad_norm": fields["norm"],
+            "grad_norm": fields["norm"] if kept else math.nan,
         }
         if self.run.counters.skipped:
             record["skipped"] = self.run.counters.skipped

@@ -18,6 +18,7 @@ from stackform.specs import Spec, load_spec
 from ..build import build_model
 from ..checkpoint import atomic_write, load, read_checkpoint, spec_of
 from ..data import load_task, unigram_log_probs
+from ..errors import StackformError
 from . import distributed
 from .consolidate import state_hooks
 from .console import Console, MetricsLog, fmt_duration
@@ -45,6 +46,8 @@ class TrainResult:
     spec: Spec
     model: Any = field(repr=False, default=None)
     samples: list[str] = field(default_factory=list, repr=False)
+    samples_error: str | None = None  # why the end-of-run samples could not be made (samples.txt says it too)
+    skipped: int = 0  # steps whose update was dropped for a non-finite loss or gradient (on_nan: skip)
 
 
 def _resume_spec(resume: Path, spec: Any, overrides: Sequence[str]) -> Spec:
@@ -137,6 +140,17 @@ def _model(spec: Spec, resume: Path | None, device: torch.device):
     return model
 
 
+def _samples(model, task, spec: Spec, device: torch.device, amp_dtype) -> tuple[list[str], str | None]:
+    """(samples, None), or ([], why) when they cannot be made: the run is saved, so sampling never fails it."""
+    try:
+        return samples(model, task, spec, device, amp_dtype), None
+    except Exception as exc:  # e.g. a diverged model's non-finite probabilities (GenerationError)
+        reason = str(exc).splitlines()[0] if str(exc) else ""
+        if not isinstance(exc, StackformError):
+            reason = f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
+        return [], reason.removeprefix("error: ")
+
+
 def train(
     spec: "str | os.PathLike | dict | Spec | None" = None,
     overrides: Sequence[str] = (),
@@ -195,13 +209,15 @@ def train(
         run.log.close()
     if ranks.active:  # FSDP: rank 0 samples from a plain copy of the saved weights
         model, device, amp_dtype = trainer.final_model(model, device, amp_dtype)
-    lines = []
+    lines, samples_error = [], None
     if ranks.is_main:
         plot_curves(out / "curves.png", run.log.records, f"{spec.name}: loss")
-        lines = samples(model, task, spec, device, amp_dtype) if stopped != "interrupted" else []
-        atomic_write(out / "samples.txt", ("\n\n".join(lines) + "\n").encode())
+        lines, samples_error = _samples(model, task, spec, device, amp_dtype) if stopped != "interrupted" else ([], None)
+        text = f"no samples: {samples_error}" if samples_error else "\n\n".join(lines)
+        atomic_write(out / "samples.txt", (text + "\n").encode())
     ranks.barrier()  # every process returns once the run folder is complete
-    result = TrainResult(out, counters.step, stopped, metrics, trainer.elapsed(), spec, model, lines)
+    result = TrainResult(out, counters.step, stopped, metrics, trainer.elapsed(), spec, model, lines,
+                         samples_error, counters.skipped)
     if not quiet and ranks.is_main:
         print(summary(result, RUN_FILES))
     return result

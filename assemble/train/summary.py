@@ -59,6 +59,12 @@ def summary(result: Any, files: tuple[str, ...]) -> str:
            "interrupted": "interrupted", "stop_at_step": "stopped as asked"}[result.stopped]
     lines = [f"{spec.name}: {why} at step {result.step}/{spec.train.steps} after {fmt_duration(result.elapsed_s)}"]
     lines += ["  " + line for line in _metric_lines(spec.train.task, result.metrics)]
+    skipped = getattr(result, "skipped", 0)
+    if skipped:
+        lines.append(f"  {skipped} of {result.step} steps skipped for a non-finite loss or gradient "
+                     "(train.on_nan: skip); try a lower train.optimizer.lr or train.grad_clip")
+    if getattr(result, "samples_error", None):
+        lines.append(f"  no samples ({result.samples_error})")
     present = [f for f in files if (Path(result.out_dir) / f).exists()]
     lines.append(f"  files in {result.out_dir}/: {', '.join(present)}")
     if result.stopped == "time budget":

@@ -124,6 +124,26 @@ def test_on_nan_skip_counts_skipped_steps(tmp_path, make_spec, monkeypatch):
     assert records[-2]["split"] == "train" and records[-2]["skipped"] == 2
 
 
+def test_on_nan_skip_when_every_step_diverges_still_finishes(tmp_path, make_spec, capsys):
+    """lr 1e30: step 1 blows the weights up, every later step is skipped. The run finishes (the
+    samples cannot be made: samples.txt and the summary say why), the summary counts the skipped
+    steps, and a train line whose steps were all skipped has no loss (NaN), not 0.0."""
+    spec = make_spec(steps=6, on_nan="skip", grad_clip=None, optimizer={"lr": 1e30},
+                     schedule={"type": "constant", "warmup": 0})
+    result = train(spec, out_dir=tmp_path / "run")
+    out = capsys.readouterr().out
+    assert result.step == 6 and result.stopped == "done" and result.skipped == 5
+    assert "5 of 6 steps skipped for a non-finite loss or gradient" in out
+    samples_txt = (tmp_path / "run" / "samples.txt").read_text()
+    assert samples_txt.startswith("no samples: generation:") and len(samples_txt.strip().splitlines()) == 1
+    assert f"no samples ({result.samples_error})" in out and "NaN or inf" in result.samples_error
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    train_lines = [r for r in records if r["split"] == "train"]
+    assert [r["step"] for r in train_lines] == [2, 4, 6]
+    assert train_lines[0]["loss"] > 0  # step 1 was kept
+    assert all(r["loss"] != r["loss"] for r in train_lines[1:])  # NaN: nothing to average, not 0.0
+
+
 def test_cli_resume_and_shortcuts(tmp_path, make_spec, capsys):
     path = _write(tmp_path, make_spec(schedule={"type": "constant", "warmup": 0}))
     run = tmp_path / "run"
