@@ -145,6 +145,8 @@ class TrainSpec(_Strict):
             return "train.data", f"{what} is text; task seq2seq needs pairs (numbers, copy, reverse or type: pairs)"
         if self.task in ("causal_lm", "mlm") and pairs:
             return "train.data", f"{what} is made of pairs (seq2seq); task {self.task} needs text (pydoc or type: text)"
-        if self.seq_len is not None and self.task != "seq2seq" and self.seq_len > model.max_len:
+        if self.seq_len is not None and self.task == "seq2seq":  # batches are as long as their longest pair
+            return "train.seq_len", "seq2seq pairs set their own lengths; leave seq_len out"
+        if self.seq_len is not None and self.seq_len > model.max_len:
             return "train.seq_len", f"seq_len ({self.seq_len}) exceeds model.max_len ({model.max_len})"
         return None

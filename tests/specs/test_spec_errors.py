@@ -101,6 +101,14 @@ def test_task_must_fit_the_model_kind(tmp_path):
     assert msg == "spec.yaml:9:9: train.task: task seq2seq does not fit model.kind decoder (use causal_lm)"
 
 
+def test_seq_len_of_a_seq2seq_spec_is_refused(tmp_path):
+    """seq2seq batches are as long as their longest pair: a train.seq_len would be silently ignored."""
+    text = BASE.replace("kind: decoder", "kind: encoder_decoder") + "  bos_id: 1\ntrain:\n  seq_len: 32\n"
+    msg = _error(tmp_path, text)
+    assert msg == "spec.yaml:10:12: train.seq_len: seq2seq pairs set their own lengths; leave seq_len out"
+    load_spec(str(tmp_path / "spec.yaml"), ["train.seq_len=null"])  # left out: fine
+
+
 def test_encoder_decoder_without_decoder_layers(tmp_path):
     text = BASE.replace("kind: decoder", "kind: encoder_decoder").replace("  n_layers: 2\n", "")
     msg = _error(tmp_path, text + "  encoder: {n_layers: 2}\n")
