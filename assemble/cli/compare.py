@@ -18,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stackform.assemble.viz.compare import legend_labels, plot_runs, summary_rows
+    from stackform.assemble.viz.compare import legend_labels, not_comparable, plot_runs, summary_rows
     from stackform.assemble.viz.runs import read_run
 
     check_image_path(args.out, "--out")
@@ -31,5 +31,8 @@ def run(args: argparse.Namespace) -> int:
     for row in rows:
         print(f"{row[0]:<{width}} {row[1]:>7} {row[2]:>11} {row[3]:>9}")
     print("\n".join(label.replace("\n", " ") for label in legend_labels(runs, width=10_000)))
+    note = not_comparable(runs)
+    if note:
+        print(note)
     print(f"curves: {plot_runs(runs, args.out, x=args.x, log_y=args.log_y, title=args.title)}")
     return 0

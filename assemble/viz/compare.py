@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import textwrap
 from pathlib import Path
@@ -60,12 +61,25 @@ def plot_runs(runs: list[Run], path: str | os.PathLike, *, x: str = "step", log_
     return save_figure(fig, path)
 
 
+def not_comparable(runs: list[Run]) -> str | None:
+    """Why the runs' losses cannot be read on one axis (they differ in task or tokenizer), or None."""
+    for key, what in (("task", "tasks"), ("tokenizer", "tokenizers")):
+        values = [getattr(run.spec.train, key) for run in runs]
+        if len(set(values)) > 1:
+            each = ", ".join(f"{run.name}: {value}" for run, value in zip(runs, values))
+            return (f"note: these losses are not comparable: the runs have different {what} ({each}), "
+                    "so each loss is per target token of a different prediction")
+    return None
+
+
 def summary_rows(runs: list[Run]) -> list[tuple[str, str, str, str]]:
-    """(run, steps, last train loss, best validation loss) per run, formatted."""
+    """(run, steps, last train loss, best validation loss) per run, formatted; a run whose
+    validation losses are all NaN (diverged, or nothing to score) shows "—"."""
     rows = []
     for run in runs:
         steps, train = run.curve("train")
         _, val = run.curve("val")
+        finite = [v for v in val if math.isfinite(v)]
         rows.append((run.name, str(int(max(steps))) if steps else "-", f"{train[-1]:.4f}" if train else "-",
-                     f"{min(val):.4f}" if val else "-"))
+                     f"{min(finite):.4f}" if finite else "—" if val else "-"))
     return rows

@@ -90,7 +90,22 @@ def test_compare_command(capsys, tmp_path):
     code, out, err = run(capsys, "compare", a, b, "--out", tmp_path / "curves.png")
     assert code == 0, err
     assert "b: n_layers=1" in out and (tmp_path / "curves.png").stat().st_size > 20_000
+    assert "not comparable" not in out
     code, _, err = run(capsys, "compare", a, tmp_path / "missing", "--out", tmp_path / "c.png")
     assert code == 2 and "missing: no such run folder" in err
     code, _, err = run(capsys, "compare", a, a, "--out", tmp_path / "c.png")
     assert code == 2 and "given twice" in err
+
+
+def test_compare_says_when_losses_are_not_comparable(capsys, tmp_path):
+    """A causal LM, an MLM encoder and a seq2seq run: one line says why, and the picture is still drawn."""
+    a = fake_run(tmp_path / "gpt", [], decay=10)
+    b = fake_run(tmp_path / "bert", [], decay=20, kind="encoder")
+    c = fake_run(tmp_path / "t5", [], decay=15, kind="encoder_decoder")
+    code, out, err = run(capsys, "compare", a, b, c, "--out", tmp_path / "curves.png")
+    assert code == 0, err
+    notes = [line for line in out.splitlines() if "not comparable" in line]
+    assert notes == ["note: these losses are not comparable: the runs have different tasks "
+                     "(gpt: causal_lm, bert: mlm, t5: seq2seq), so each loss is per target token of a "
+                     "different prediction"]
+    assert (tmp_path / "curves.png").stat().st_size > 20_000

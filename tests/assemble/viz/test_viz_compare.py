@@ -45,6 +45,22 @@ def test_compare_draws_every_run(runs, tmp_path):
     assert rows[0][:2] == ("base", "40") and float(rows[1][3]) == pytest.approx(5 * math.exp(-40 / 20) + 1.2, abs=1e-3)
 
 
+def test_a_run_without_a_finite_val_loss_shows_a_dash(tmp_path):
+    """A diverged run's validation losses are all NaN: its best is "—", not nan; a NaN among finite ones is passed over."""
+    folder = fake_run(tmp_path / "diverged", [], decay=10)
+    metrics = folder / "metrics.jsonl"
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    for r in records:
+        if r["split"] == "val":
+            r["loss"] = float("nan")
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in records))
+    good = fake_run(tmp_path / "good", [], decay=10)
+    with open(good / "metrics.jsonl", "a") as handle:
+        handle.write(json.dumps({"step": 45, "split": "val", "loss": float("nan")}) + "\n")
+    rows = summary_rows([read_run(folder), read_run(good)])
+    assert rows[0][3] == "—" and rows[1][3] == f"{5 * math.exp(-4) + 1.2:.4f}"
+
+
 def test_run_spec_falls_back_to_spec_yaml(tmp_path):
     folder = fake_run(tmp_path / "r", [], decay=10)
     (folder / "model.safetensors").unlink()

@@ -27,9 +27,9 @@ def tiny_model(kind: str, seed: int = 0, **model_fields):
     return assemble(tiny_spec(kind, **model_fields), seed=seed).eval()
 
 
-def fake_run(folder: Path, overrides: list[str], decay: float, steps: int = 40) -> Path:
-    """A run folder: a tiny decoder checkpoint and a metrics.jsonl with falling losses."""
-    model = assemble(tiny_spec("decoder"), overrides=overrides, seed=0)
+def fake_run(folder: Path, overrides: list[str], decay: float, steps: int = 40, kind: str = "decoder") -> Path:
+    """A run folder: a tiny checkpoint (a decoder unless ``kind``) and a metrics.jsonl with falling losses."""
+    model = assemble(tiny_spec(kind), overrides=overrides, seed=0)
     save(model, folder / "model.safetensors")
     with open(folder / "metrics.jsonl", "w") as handle:
         for step in range(0, steps + 1, 5):
