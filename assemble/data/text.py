@@ -33,7 +33,9 @@ def text_files(path: str | os.PathLike) -> list[Path]:
         if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
     )
     if not files:
-        raise DataError(f"{path}: the directory holds no files (train.data.path)")
+        hidden = any(p.is_file() for p in root.rglob("*"))
+        what = "only hidden files (names starting with '.', which are skipped)" if hidden else "no files"
+        raise DataError(f"{path}: the directory holds {what} (train.data.path)")
     return files
 
 

@@ -24,11 +24,12 @@ class TextTask:
         self.split, self.task, self.seq_len = split, task, seq_len
         self.window = seq_len + 1 if task == "causal_lm" else seq_len
         self.mask_id, self.mlm_probability = mask_id, mlm_probability
-        for name, part in (("training", split.train), ("validation", split.val)):
+        for name, part, fraction in (("training", split.train, "smaller"), ("validation", split.val, "larger")):
             if len(part) < self.window:
+                n = len(part)
                 raise DataError(
-                    f"{split.source}: the {name} split has {len(part)} tokens, fewer than one window of "
-                    f"{self.window}; use more text, a larger val_fraction or a smaller train.seq_len"
+                    f"{split.source}: the {name} split has {n} token{'' if n == 1 else 's'}, fewer than one window "
+                    f"of {self.window}; use more text, a {fraction} val_fraction or a smaller train.seq_len"
                 )
         self.generator = torch.Generator().manual_seed(seed)
 

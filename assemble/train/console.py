@@ -44,6 +44,11 @@ def fmt_duration(seconds: float) -> str:
     return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}" if minutes >= 60 else f"{minutes}:{secs:02d}"
 
 
+def fmt_ppl(value: float, decimals: int = 2) -> str:
+    """A perplexity: fixed-point, or scientific above 1e6 (a diverged run's is up to e^50, 22 digits)."""
+    return f"{value:.3e}" if value >= 1e6 else f"{value:.{decimals}f}"
+
+
 def fmt_metrics(metrics: dict[str, float]) -> str:
     parts = []
     for key, value in metrics.items():
@@ -54,7 +59,7 @@ def fmt_metrics(metrics: dict[str, float]) -> str:
         elif key == "lr":
             parts.append(f"lr {value:.2e}")
         elif key in ("loss", "bpb", "ppl", "unigram_loss", "grad_norm"):
-            parts.append(f"{key.replace('_', ' ')} {value:.3f}" if key != "ppl" else f"ppl {value:.2f}")
+            parts.append(f"{key.replace('_', ' ')} {value:.3f}" if key != "ppl" else f"ppl {fmt_ppl(value)}")
     return "  ".join(parts)
 
 

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .console import fmt_duration
+from .console import fmt_duration, fmt_ppl
 from .optim import FUSED_DEVICES
 
 
@@ -39,7 +39,7 @@ def header(run: Any, resumed: bool) -> str:
 def _metric_lines(task: str, metrics: dict[str, float]) -> list[str]:
     loss = metrics.get("loss", float("nan"))
     if task == "causal_lm":
-        return [f"validation loss {loss:.4f} nats/token, perplexity {metrics['ppl']:.3f}, "
+        return [f"validation loss {loss:.4f} nats/token, perplexity {fmt_ppl(metrics['ppl'], 3)}, "
                 f"{metrics['bpb']:.3f} bits per byte"]
     if task == "seq2seq":
         return [f"validation loss {loss:.4f}, exact match {100 * metrics['exact_match']:.2f}% (held-out, greedy)"]

@@ -69,6 +69,11 @@ def test_bad_text_files_are_clear_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="holds no files"):
         text_files(tmp_path / "empty")
+    (tmp_path / "hidden" / ".git").mkdir(parents=True)
+    (tmp_path / "hidden" / ".notes.txt").write_text("text")
+    (tmp_path / "hidden" / ".git" / "HEAD").write_text("ref")
+    with pytest.raises(DataError, match=r"holds only hidden files \(names starting with '\.', which are skipped\)"):
+        text_files(tmp_path / "hidden")
 
 
 def test_causal_windows_shift_by_one_and_eval_is_fixed():
@@ -89,3 +94,17 @@ def test_a_split_smaller_than_a_window_is_an_error():
     split = split_documents([b"x" * 500], 258, 0.05, "tiny corpus")
     with pytest.raises(DataError, match="tiny corpus: the validation split has .* fewer than one window of 65"):
         TextTask(split, "causal_lm", 64, seed=0)
+
+
+def test_the_short_split_error_counts_and_advises_by_split():
+    """One token is "1 token"; a short training split asks for a smaller val_fraction, a short validation split a larger one."""
+    from stackform.assemble.data.tokens import TokenSplit
+
+    short_train = TokenSplit(np.zeros(1, np.uint16), np.zeros(100, np.uint16), "c")
+    with pytest.raises(DataError, match=r"^c: the training split has 1 token, fewer than one window of 17; "
+                                        r"use more text, a smaller val_fraction or a smaller train.seq_len$"):
+        TextTask(short_train, "causal_lm", 16, seed=0)
+    short_val = TokenSplit(np.zeros(100, np.uint16), np.zeros(5, np.uint16), "c")
+    with pytest.raises(DataError, match=r"^c: the validation split has 5 tokens, fewer than one window of 16; "
+                                        r"use more text, a larger val_fraction or a smaller train.seq_len$"):
+        TextTask(short_val, "mlm", 16, seed=0, mask_id=259)

@@ -191,3 +191,16 @@ def test_ctrl_c_stops_after_the_step_and_saves(tmp_path, make_spec, monkeypatch)
 
     assert read_checkpoint(tmp_path / "run" / "model.safetensors")[1]["step"] == "2"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is restored
+
+
+def test_a_huge_perplexity_prints_in_scientific_notation():
+    """A diverged run's perplexity (up to e^50) is 5.185e+21, not a 22-digit number; small ones stay fixed-point."""
+    from stackform.assemble.train.console import fmt_metrics
+    from stackform.assemble.train.summary import _metric_lines
+
+    huge = {"loss": 50.0, "ppl": 5.184705528587072e21, "bpb": 72.1}
+    assert _metric_lines("causal_lm", huge) == [
+        "validation loss 50.0000 nats/token, perplexity 5.185e+21, 72.100 bits per byte"]
+    assert "ppl 5.185e+21" in fmt_metrics(huge)
+    assert "perplexity 2.940," in _metric_lines("causal_lm", {"loss": 1.0787, "ppl": 2.94, "bpb": 1.556})[0]
+    assert "ppl 2.94" in fmt_metrics({"ppl": 2.94}) and "ppl 999999.00" in fmt_metrics({"ppl": 999999.0})
