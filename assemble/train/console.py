@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -11,8 +12,14 @@ from typing import Any, TextIO
 from ..checkpoint import atomic_write
 
 
+def strict_json(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with NaN and infinite numbers as None: ``null`` in strict JSON, not a bare ``NaN``."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
+
+
 class MetricsLog:
-    """``metrics.jsonl``: one JSON object per line, appended and flushed as the run goes."""
+    """``metrics.jsonl``: one JSON object per line, appended and flushed as the run goes.
+    A value that is not a finite number (a diverged loss, an MLM loss with nothing masked) is ``null``."""
 
     def __init__(self, path: Path, resume_step: int | None = None):
         self.path = path
@@ -25,14 +32,15 @@ class MetricsLog:
                 except json.JSONDecodeError:
                     continue  # a line cut by a crash
                 if isinstance(record, dict) and record.get("step", 0) <= resume_step:
-                    kept.append(record)
+                    kept.append(strict_json(record))  # a file of an older version may hold bare NaN
             self.records = kept
-        atomic_write(path, "".join(json.dumps(r) + "\n" for r in self.records).encode())
+        atomic_write(path, "".join(json.dumps(r, allow_nan=False) + "\n" for r in self.records).encode())
         self._handle = open(path, "a")
 
     def write(self, record: dict[str, Any]) -> None:
+        record = strict_json(record)
         self.records.append(record)
-        self._handle.write(json.dumps(record) + "\n")
+        self._handle.write(json.dumps(record, allow_nan=False) + "\n")
         self._handle.flush()
 
     def close(self) -> None:

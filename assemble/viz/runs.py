@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +33,10 @@ class Run:
         return self.path.resolve().name
 
     def curve(self, split: str, x: str = "step") -> tuple[list[float], list[float]]:
-        """(x values, losses) of the ``split`` records ("train" | "val") that have both."""
-        rows = [r for r in self.records if r.get("split") == split and x in r and "loss" in r]
-        return [float(r[x]) for r in rows], [float(r["loss"]) for r in rows]
+        """(x values, losses) of the ``split`` records ("train" | "val") that have both; a loss
+        that is null (metrics.jsonl writes no finite value as null; older runs wrote NaN) is NaN."""
+        rows = [r for r in self.records if r.get("split") == split and r.get(x) is not None and "loss" in r]
+        return [float(r[x]) for r in rows], [math.nan if r["loss"] is None else float(r["loss"]) for r in rows]
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

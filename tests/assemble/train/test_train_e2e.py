@@ -137,11 +137,34 @@ def test_on_nan_skip_when_every_step_diverges_still_finishes(tmp_path, make_spec
     samples_txt = (tmp_path / "run" / "samples.txt").read_text()
     assert samples_txt.startswith("no samples: generation:") and len(samples_txt.strip().splitlines()) == 1
     assert f"no samples ({result.samples_error})" in out and "NaN or inf" in result.samples_error
-    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    records = [_strict(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     train_lines = [r for r in records if r["split"] == "train"]
     assert [r["step"] for r in train_lines] == [2, 4, 6]
     assert train_lines[0]["loss"] > 0  # step 1 was kept
-    assert all(r["loss"] != r["loss"] for r in train_lines[1:])  # NaN: nothing to average, not 0.0
+    assert all(r["loss"] is None and r["grad_norm"] is None for r in train_lines[1:])  # nothing to average, not 0.0
+    assert [r["loss"] for r in records if r["split"] == "val"] == [None, None]  # NaN: null, strict JSON
+    # a resume reads the nulls back (and plots them as gaps)
+    result = train(resume=tmp_path / "run", overrides=["train.steps=8"], quiet=True)
+    assert result.step == 8 and (tmp_path / "run" / "curves.png").stat().st_size > 0
+    records = [_strict(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["split"] == "train"] == [2, 4, 6, 8]
+
+
+def _strict(line: str) -> dict:
+    """A metrics.jsonl line read as strict JSON: a bare NaN or Infinity is an error."""
+    def refuse(name):
+        raise ValueError(f"not strict JSON: {name}")
+    return json.loads(line, parse_constant=refuse)
+
+
+def test_resume_turns_bare_nan_of_an_older_metrics_file_into_null(tmp_path, make_spec):
+    train(make_spec(steps=2, schedule={"type": "constant", "warmup": 0}), out_dir=tmp_path / "run", quiet=True)
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    metrics.write_text(metrics.read_text().replace('"loss": ', '"loss": NaN, "old_loss": '))  # as older versions wrote
+    train(resume=tmp_path / "run", overrides=["train.steps=4"], quiet=True)
+    records = [_strict(x) for x in metrics.read_text().splitlines()]
+    assert [r["loss"] is None for r in records if r["step"] <= 2] == [True, True]
+    assert all(r["loss"] > 0 for r in records if r["step"] > 2)
 
 
 def test_cli_resume_and_shortcuts(tmp_path, make_spec, capsys):

@@ -61,6 +61,22 @@ def test_a_run_without_a_finite_val_loss_shows_a_dash(tmp_path):
     assert rows[0][3] == "—" and rows[1][3] == f"{5 * math.exp(-4) + 1.2:.4f}"
 
 
+def test_null_losses_of_metrics_jsonl_are_gaps(tmp_path):
+    """metrics.jsonl writes a loss that is not finite as null: compare reads it as NaN (no best, a gap)."""
+    folder = fake_run(tmp_path / "diverged", [], decay=10)
+    metrics = folder / "metrics.jsonl"
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    for r in records:
+        if r["split"] == "val" or r["step"] >= 30:
+            r["loss"] = None
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in records))
+    run = read_run(folder)
+    _, losses = run.curve("train")
+    assert math.isnan(losses[-1]) and not math.isnan(losses[0])
+    assert summary_rows([run])[0][2:] == ("nan", "—")
+    assert plot_runs([run], tmp_path / "c.png").stat().st_size > 10_000
+
+
 def test_run_spec_falls_back_to_spec_yaml(tmp_path):
     folder = fake_run(tmp_path / "r", [], decay=10)
     (folder / "model.safetensors").unlink()
