@@ -95,7 +95,7 @@ class TrainSpec(_Strict):
     batch_size: PositiveInt = Field(
         32, description="sequences per micro-batch (a step sees batch_size * grad_accum); "
                         "the global batch under torchrun, split evenly across processes")
-    seq_len: PositiveInt | None = Field(None, description="tokens per training window; default model.max_len")
+    seq_len: PositiveInt | None = Field(None, description="tokens per training window (causal_lm, mlm; seq2seq batches are as long as their longest pair); default model.max_len")
     steps: PositiveInt = 1000
     max_minutes: float | None = Field(
         None, gt=0, description="wall-time budget: cosine/linear decay by max(step/steps, time/budget), stop at either"
