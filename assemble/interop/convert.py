@@ -195,6 +195,8 @@ def export_hf(model: "StackformModel | str | os.PathLike", out: str | os.PathLik
         ours = tied.get(rule.ours, rule.ours)
         used.add(ours)
         tensors.update(zip(rule.theirs, rule.split(state[ours])))
+    for copy, source in found.copies(spec.model).items():
+        tensors[copy] = tensors[source].clone()
     left = sorted(set(state) - used)
     if left:
         raise InteropError(f"export_hf: the {found.name} mapping has no place for: {few(left)}")

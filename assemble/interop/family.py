@@ -89,6 +89,11 @@ class Family:
         """Regexes of folder tensors that import skips for this spec (a tied head's copy, buffers)."""
         return self.ignore + ((r"^lm_head\.weight$",) if model.tie_embeddings else ())
 
+    def copies(self, model: ModelSpec) -> dict[str, str]:
+        """Hugging Face tensors export writes as copies of another (copy name -> source name): weights
+        stackform holds once that transformers reads from separate names."""
+        return {}
+
     def generation(self, model: ModelSpec) -> dict[str, Any]:
         """generation_config.json: the special tokens generation needs."""
         out = {"bos_token_id": model.bos_id, "eos_token_id": model.eos_id, "pad_token_id": model.pad_id}

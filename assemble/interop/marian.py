@@ -11,6 +11,8 @@ from stackform.specs import ModelSpec
 from .family import HF_ACTIVATIONS, Config, Family, ffn_hidden
 from .rules import Rule, cross_attention, linear, norm, reshaped, same, self_attention
 
+UNSHARED = ("model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight")
+
 
 class Marian(Family):
     """Hugging Face Marian; the decoder starts from the pad token (the spec's bos_id)."""
@@ -39,6 +41,9 @@ class Marian(Family):
             sides = {side: {"n_layers": n} for side, n in layers.items()}
         if ffn["encoder"] != ffn["decoder"]:
             sides["decoder"] = sides.get("decoder", {}) | {"ffn": ffn["decoder"]}
+        share, tie = config.get("share_encoder_decoder_embeddings", True), config.get("tie_word_embeddings", True)
+        if share and not tie and names is not None and set(UNSHARED) <= names:
+            share = False  # transformers 5 unties these too: each stack reads its own table; model.shared is unused
         return {
             "kind": "encoder_decoder", "vocab_size": vocab, "max_len": config.get("max_position_embeddings", 1024),
             "d_model": config.need("d_model"), "n_heads": heads, "dropout": config.get("dropout", 0.1),
@@ -48,8 +53,7 @@ class Marian(Family):
             "attention": {"type": "mha", "dropout": config.get("attention_dropout", 0.0)},
             "ffn": ffn["encoder"], **sides,
             "scale_embeddings": config.get("scale_embedding", False),
-            "share_embeddings": config.get("share_encoder_decoder_embeddings", True),
-            "tie_embeddings": config.get("tie_word_embeddings", True),
+            "share_embeddings": share, "tie_embeddings": tie,
             "head": {"type": "linear", "bias": True},
             **config.token_ids(vocab, pad_id="pad_token_id", eos_id="eos_token_id"),
             **config.token_ids(vocab, bos_id="decoder_start_token_id" if config.get("decoder_start_token_id")
@@ -110,8 +114,16 @@ class Marian(Family):
         return rules
 
     def ignored(self, model: ModelSpec) -> tuple[str, ...]:
-        shared = (r"^model\.(encoder|decoder)\.embed_tokens\.weight$",) if model.share_embeddings else ()
-        return super().ignored(model) + shared
+        if model.share_embeddings:
+            return super().ignored(model) + (r"^model\.(encoder|decoder)\.embed_tokens\.weight$",)
+        return super().ignored(model) + (r"^model\.shared\.weight$",)  # unused when each stack has its own
+
+    def copies(self, model: ModelSpec) -> dict[str, str]:
+        # shared but untied: transformers 5 does not tie the stacks' tables to model.shared either, so each
+        # needs its own copy in the file (else from_pretrained initializes them at random)
+        if model.share_embeddings and not model.tie_embeddings:
+            return {name: "model.shared.weight" for name in UNSHARED}
+        return {}
 
 
 FAMILY = Marian()

@@ -105,6 +105,8 @@ CASES = [
          _marian(d_model=48, encoder_attention_heads=6, decoder_attention_heads=6, decoder_layers=1,
                  decoder_ffn_dim=80, activation_function="relu", share_encoder_decoder_embeddings=False,
                  tie_word_embeddings=False)),
+    # shared but untied: transformers 5 unties the stacks' tables from model.shared too
+    Case("marian-shared-untied", "marian", "encoder_decoder", _marian(decoder_layers=1, tie_word_embeddings=False)),
 ]
 BY_ID = {case.id: case for case in CASES}
 
