@@ -129,15 +129,23 @@ def test_out_folder_holds_a_spec_and_a_checkpoint(pair, tmp_path):
         assert torch.equal(again(*args), model(*args))
 
 
-def test_sharded_folders_and_half_precision_weights(tmp_path):
-    case = BY_ID["llama-gqa2-untied"]
+@pytest.mark.parametrize("case_id", ["llama-gqa2-untied", "marian-shared-scaled-swish"])
+def test_sharded_folders_and_half_precision_weights(case_id, tmp_path):
+    case = BY_ID[case_id]
     hf = save_hf(case, tmp_path / "whole")
     hf.to(torch.bfloat16).save_pretrained(tmp_path / "sharded", max_shard_size="20KB")
     assert (tmp_path / "sharded" / "model.safetensors.index.json").is_file()
     whole, sharded = import_hf(tmp_path / "whole"), import_hf(tmp_path / "sharded")
-    assert sharded.embed.weight.dtype == torch.bfloat16
+    assert next(sharded.parameters()).dtype == torch.bfloat16
     for (name, a), (_, b) in zip(whole.state_dict().items(), sharded.state_dict().items()):
         assert torch.equal(a.to(torch.bfloat16), b), name
+    # computed position tables (rope cos / sin, sinusoids) stay float32: run in float32, the bf16 import is
+    # the float32 model of the same weights, as transformers' from_pretrained(dtype=float32) is
+    exact = import_hf(tmp_path / "sharded", dtype=torch.float32)
+    ids, mask, tgt = _inputs(8)
+    args = (ids, tgt) if case.kind == "encoder_decoder" else (ids,)
+    with torch.no_grad():
+        assert torch.equal(sharded.float()(*args), exact(*args))
 
 
 def test_t5_file_with_its_own_lm_head(tmp_path):
