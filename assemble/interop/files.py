@@ -56,7 +56,8 @@ def _shards(folder: Path) -> list[Path]:
         return [folder / n for n in names]
     if (folder / WEIGHTS).is_file():
         return [folder / WEIGHTS]
-    pickled = [n for n in ("pytorch_model.bin", "tf_model.h5", "flax_model.msgpack") if (folder / n).is_file()]
+    pickled = [n for n in ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5", "flax_model.msgpack")
+               if (folder / n).is_file()]
     if pickled:
         raise InteropError(f"{folder}: has {pickled[0]} but no {WEIGHTS}; stackform reads safetensors only "
                            "(convert it with transformers: save_pretrained(..., safe_serialization=True))")

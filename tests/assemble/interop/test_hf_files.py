@@ -120,10 +120,12 @@ def test_unknown_model_type_names_the_supported_ones(tmp_path):
     assert "model_type 'gpt_neox' is not supported (supported: bert, gpt2, llama, marian, mistral, t5)" in _error(folder)
 
 
-def test_pickled_weights_are_refused(tmp_path):
+@pytest.mark.parametrize("name", ["pytorch_model.bin", "pytorch_model.bin.index.json"])
+def test_pickled_weights_are_refused(tmp_path, name):
+    """Whole or sharded (pytorch_model-00001-of-00002.bin + its index): never unpickled, and said so."""
     folder = _folder(tmp_path)
-    (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
-    assert "reads safetensors only" in _error(folder)
+    (folder / "model.safetensors").rename(folder / name)
+    assert f"has {name} but no model.safetensors; stackform reads safetensors only" in _error(folder)
 
 
 def test_missing_unexplained_and_misshaped_tensors(tmp_path):
