@@ -26,6 +26,8 @@ class T5(Family):
         d_model, n_heads, vocab = config.need("d_model"), config.need("num_heads"), config.need("vocab_size")
         projection = config.get("feed_forward_proj", "relu")
         gated, name = projection.startswith("gated-"), projection.split("-")[-1]
+        if isinstance(config.data.get("is_gated_act"), bool):  # transformers reads it over feed_forward_proj
+            gated = config.data["is_gated_act"]
         if projection == "gated-gelu":
             activation = "gelu_tanh"  # transformers runs gated-gelu with gelu_new
         elif name in ACTIVATIONS and projection in (name, f"gated-{name}"):

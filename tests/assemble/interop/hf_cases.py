@@ -99,6 +99,8 @@ CASES = [
     Case("t5-gated-3heads-kv12-v1.1", "t5", "encoder_decoder",
          _t5(num_heads=3, d_kv=12, feed_forward_proj="gated-gelu", tie_word_embeddings=False, num_decoder_layers=1,
              relative_attention_num_buckets=8, relative_attention_max_distance=12)),
+    # is_gated_act in config.json wins over feed_forward_proj in transformers
+    Case("t5-relu-gated-by-is_gated_act", "t5", "encoder_decoder", _t5(num_layers=1, is_gated_act=True)),
     Case("marian-shared-scaled-swish", "marian", "encoder_decoder",
          _marian(scale_embedding=True, activation_function="swish")),
     Case("marian-unshared-untied-6heads", "marian", "encoder_decoder",
