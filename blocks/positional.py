@@ -25,6 +25,18 @@ class Positional(nn.Module):
 
     rotates = False  # rotate() is not the identity
     biases = False  # score_bias() returns a tensor
+    # Computed tables that stay float32 when the model moves to another float dtype (the block
+    # casts them at use): a bf16 model runs the same, and .float() afterwards is exact again.
+    float32_tables: tuple[str, ...] = ()
+
+    def _apply(self, fn, recurse: bool = True):
+        kept = {name: self._buffers[name] for name in self.float32_tables if self._buffers.get(name) is not None}
+        out = super()._apply(fn, recurse)
+        for name, table in kept.items():
+            moved = self._buffers[name]
+            if moved.dtype != table.dtype and moved.dtype != torch.float64:  # only the device follows
+                self._buffers[name] = table.to(moved.device)
+        return out
 
     def embed(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         return x
@@ -68,6 +80,8 @@ def sinusoid_table(max_len: int, dim: int, base: float = 10000.0, layout: str = 
 @register("positional", "sinusoidal")
 class Sinusoidal(Positional):
     """Fixed sin/cos table added to the embeddings (Vaswani et al. 2017, section 3.5)."""
+
+    float32_tables = ("table",)
 
     class Params(BlockParams):
         base: float = Field(10000.0, gt=1)
@@ -142,6 +156,7 @@ class Rotary(Positional):
     """
 
     rotates = True
+    float32_tables = ("cos", "sin")
 
     class Params(BlockParams):
         theta: float = Field(10000.0, gt=1)

@@ -96,18 +96,6 @@ def _floating_dtype(tensors: dict[str, torch.Tensor]) -> torch.dtype:
     return next((t.dtype for t in tensors.values() if t.dtype.is_floating_point), torch.float32)
 
 
-def _cast(model: StackformModel, dtype: torch.dtype) -> StackformModel:
-    """Parameters to ``dtype``; computed tables (rope cos / sin, sinusoids) stay float32, as transformers keeps
-    its inv_freq: blocks cast them at use, so a bf16 model runs the same, and ``.float()`` later is exact."""
-    stored = set(model.state_dict())
-    computed = {name: buffer for name, buffer in model.named_buffers() if name not in stored}
-    model = model.to(dtype)
-    for name, buffer in computed.items():
-        owner, _, leaf = name.rpartition(".")
-        model.get_submodule(owner)._buffers[leaf] = buffer
-    return model
-
-
 def import_hf(folder: str | os.PathLike, out: str | os.PathLike | None = None, *, name: str | None = None,
               dtype: torch.dtype | None = None, overwrite: bool = False) -> StackformModel:
     """Read a Hugging Face folder (config.json + safetensors) of a supported family into a stackform model.
@@ -132,7 +120,7 @@ def import_hf(folder: str | os.PathLike, out: str | os.PathLike | None = None, *
     for alias, source in tied.items():
         state.setdefault(alias, state[source])
     model.load_state_dict(state, strict=True)
-    model = _cast(model, dtype or _floating_dtype(tensors)).eval()
+    model = model.to(dtype or _floating_dtype(tensors)).eval()  # computed tables stay float32 (Positional)
     if out is not None:
         # an overwritten run's training state belongs to the replaced model: never resume the new one with it
         (Path(out) / "train_state.safetensors").unlink(missing_ok=True)

@@ -61,6 +61,20 @@ def test_save_load_round_trip(spec, tmp_path):
         assert torch.equal(a, b), name
 
 
+@pytest.mark.parametrize("spec", SPECS, ids=IDS)
+def test_a_round_trip_through_bf16_is_exact(spec):
+    """model.to(bf16).float() gives exactly the outputs of the same (bf16-representable) weights in
+    float32: computed tables (rope, sinusoids) are not rounded on the way (Positional.float32_tables)."""
+    model = _model(spec)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(p.to(torch.bfloat16).float())  # weights that bf16 holds exactly
+    inputs = _inputs(spec["model"]["kind"])
+    before = _run(model, inputs)
+    after = _run(model.to(torch.bfloat16).float(), inputs)
+    assert torch.equal(before, after)
+
+
 CAUSAL = [(i, s) for i, s in CASES if is_causal(s)]
 
 
