@@ -38,8 +38,9 @@ class StackView:
     head: str | None = None
 
 
-def block_label(module: nn.Module, spec_block: BlockSpec | None = None, limit: int = 2) -> str:
-    """A registered block's name and its non-default parameters (from the spec), at most ``limit``."""
+def block_label(module: nn.Module, spec_block: BlockSpec | None = None) -> str:
+    """A registered block's name and all its non-default parameters (from the spec). All of them: layers
+    are grouped by their labels, so a hidden parameter would merge layers that differ (a per-layer window)."""
     name = getattr(module, "block_name", type(module).__name__)
     if spec_block is None or spec_block.type != name:
         return name
@@ -49,7 +50,7 @@ def block_label(module: nn.Module, spec_block: BlockSpec | None = None, limit: i
         value = getattr(params, key)
         if info.default is PydanticUndefined or value != info.default:
             shown.append(f"{key}={value}")
-    return " ".join([name, *shown[:limit]])
+    return " ".join([name, *shown])
 
 
 def _ffn_label(module: nn.Module, spec_block: BlockSpec | None) -> str:
@@ -69,7 +70,7 @@ def _layer_signature(layer: nn.Module, plan_layer) -> tuple:
         subs.append(("cross-attention", block_label(layer.cross_attn, cross)))
     subs.append(("feed-forward", _ffn_label(layer.ffn, plan_layer.ffn if plan_layer else None)))
     norm = getattr(layer.self_res, "norm", None)
-    norm_name = block_label(norm, plan_layer.norm if plan_layer else None, limit=1) if norm is not None else "-"
+    norm_name = block_label(norm, plan_layer.norm if plan_layer else None) if norm is not None else "-"
     return getattr(layer.self_res, "block_name", type(layer.self_res).__name__), norm_name, tuple(subs)
 
 
@@ -108,7 +109,7 @@ def stack_view(model: StackformModel, side: str, stack: Stack, embed: TokenEmbed
         else:
             view.groups.append(LayerGroupView(i, 1, residual, norm, list(subs)))
     if stack.final_norm is not None:
-        view.final_norm = block_label(stack.final_norm, plan.norm, limit=1)
+        view.final_norm = block_label(stack.final_norm, plan.norm)
     if head is not None:
         view.head = block_label(head, spec.head) + (" (tied to the embedding)" if getattr(head, "tied", False) else "")
     return view

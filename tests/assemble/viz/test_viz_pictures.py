@@ -10,6 +10,7 @@ import pytest
 
 from stackform.assemble import assemble
 from stackform.assemble.viz import VizError, text_attention
+from stackform.assemble.viz.architecture import architecture
 from stackform.assemble.viz.diagram import draw_architecture
 from stackform.assemble.viz.heatmap import plot_attention
 from stackform.assemble.viz.page import attention_page, write_attention_page
@@ -92,3 +93,13 @@ def test_diagram_shows_post_norm_and_rotary(tmp_path):
     svg = draw_architecture(assemble(spec, device="meta"), tmp_path / "arch.svg").read_text()
     joined = " ".join(re.findall(r"<text[^>]*>([^<]*)<", svg))
     assert "positional: rope (inside attention)" in joined and "final layernorm" not in joined
+
+
+def test_diagram_keeps_layers_apart_that_differ_in_a_third_parameter():
+    # bias and qk_norm already differ from the defaults: a per-layer window must still split the group
+    attention = {"type": "mha", "bias": False, "qk_norm": True}
+    spec = tiny_spec("decoder", n_layers=3, attention=attention,
+                     layers=[{"repeat": 2}, {"repeat": 1, "attention": {**attention, "window": 4}}])
+    groups = architecture(assemble(spec, device="meta"))[0].groups
+    assert [(g.first, g.count) for g in groups] == [(0, 2), (2, 1)]
+    assert groups[1].sublayers[0] == ("self-attention", "mha bias=False qk_norm=True window=4")
