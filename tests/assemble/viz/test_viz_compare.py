@@ -105,3 +105,25 @@ def test_bad_runs_are_one_line_errors(tmp_path):
     (other / "metrics.jsonl").write_text('{"step": 1, "split": "train"}\n')
     with pytest.raises(VizError, match="no run has loss records"):
         plot_runs([read_run(other)], tmp_path / "c.png")
+
+
+def _drawn_axes(monkeypatch, runs, tmp_path):
+    """plot_runs' axes, drawn (the figure is caught on its way to the file)."""
+    import stackform.assemble.viz.compare as compare
+
+    caught = []
+    save = compare.save_figure
+    monkeypatch.setattr(compare, "save_figure", lambda fig, path: caught.append(fig) or save(fig, path))
+    plot_runs(runs, tmp_path / "c.png")
+    caught[0].canvas.draw()
+    return caught[0].axes[0]
+
+
+def test_a_train_loss_with_one_record_is_drawn(monkeypatch, tmp_path):
+    """A run shorter than log_every has one train record: a line through one point draws nothing, so it gets a marker."""
+    run = read_run(fake_run(tmp_path / "short", [], decay=10, steps=0))
+    (x,), (loss,) = run.curve("train")
+    ax = _drawn_axes(monkeypatch, [run], tmp_path)
+    assert any(x in line.get_xdata() and loss in line.get_ydata() and line.get_marker() not in ("None", "", " ", None)
+               for line in ax.lines)
+
