@@ -57,7 +57,7 @@ def plot_runs(runs: list[Run], path: str | os.PathLike, *, x: str = "step", log_
     ax.grid(alpha=0.3)
     styles = [Line2D([], [], color="#444", lw=1.2, label="train"),
               Line2D([], [], color="#444", lw=1.2, ls="--", marker="o", ms=3.5, label="validation")]
-    ax.add_artist(ax.legend(handles=styles, loc="upper right", fontsize=8))
+    ax.add_artist(ax.legend(handles=styles, loc="best", fontsize=8))  # where it covers no point of a curve
     fig.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.03, 0.0), frameon=False,
                prop={"family": "monospace", "size": 8})
     return save_figure(fig, path)

@@ -127,3 +127,17 @@ def test_a_train_loss_with_one_record_is_drawn(monkeypatch, tmp_path):
     assert any(x in line.get_xdata() and loss in line.get_ydata() and line.get_marker() not in ("None", "", " ", None)
                for line in ax.lines)
 
+
+def test_the_train_validation_key_covers_no_point(monkeypatch, tmp_path):
+    """A run whose loss ends high (upper right, where the key used to be fixed) stays visible."""
+    folder = fake_run(tmp_path / "rising", [], decay=10)
+    metrics = folder / "metrics.jsonl"
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    for r in records:
+        r["loss"] = 1.0 + r["step"] / 8  # ends at the top right, as high as the other starts
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in records))
+    ax = _drawn_axes(monkeypatch, [read_run(folder), read_run(fake_run(tmp_path / "falling", [], decay=10))], tmp_path)
+    box = ax.get_legend().get_window_extent()
+    for line in ax.lines:
+        for px, py in ax.transData.transform(line.get_xydata()):
+            assert not box.contains(px, py), (line.get_xydata(), box)
