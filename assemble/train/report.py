@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,13 @@ PROMPT_BYTES = 24
 
 def plot_curves(path: Path, records: list[dict[str, Any]], title: str) -> None:
     """Train/val loss and the learning rate against the step, as a PNG (no global matplotlib state)."""
+    buffer = io.BytesIO()
+    curves_figure(records, title).savefig(buffer, format="png", dpi=100)
+    atomic_write(path, buffer.getvalue())
+
+
+def curves_figure(records: list[dict[str, Any]], title: str):
+    """The figure of ``plot_curves``: [loss axes, learning-rate axes]."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -30,17 +38,31 @@ def plot_curves(path: Path, records: list[dict[str, Any]], title: str) -> None:
     fig = Figure(figsize=(9, 3.6), tight_layout=True)
     FigureCanvasAgg(fig)
     loss_ax, lr_ax = fig.subplots(1, 2)
-    loss_ax.plot([r["step"] for r in train], [r["loss"] for r in train], label="train", lw=1)
-    loss_ax.plot([r["step"] for r in val], [r["loss"] for r in val], "o-", label="validation", ms=3)
+    _line(loss_ax, train, "loss", label="train", lw=1, color="tab:blue")
+    loss_ax.plot([r["step"] for r in val], [_number(r.get("loss")) for r in val], "o-", label="validation", ms=3,
+                 color="tab:orange")
     loss_ax.set(xlabel="step", ylabel="loss (nats/token)", title=title)
     loss_ax.legend()
     loss_ax.grid(alpha=0.3)
-    lr_ax.plot([r["step"] for r in train], [r["lr"] for r in train], color="tab:green")
+    _line(lr_ax, train, "lr", color="tab:green")
     lr_ax.set(xlabel="step", ylabel="learning rate", title="schedule")
     lr_ax.grid(alpha=0.3)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    atomic_write(path, buffer.getvalue())
+    return fig
+
+
+def _number(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _line(ax, records: list[dict[str, Any]], key: str, **style: Any) -> None:
+    """``key`` against the step as a line; a point with no finite neighbour (a run shorter than
+    log_every has one train record, or a point between gaps) gets a marker, or it would not show."""
+    from stackform.assemble.viz.compare import isolated_points
+
+    xs, ys = [r["step"] for r in records], [_number(r.get(key)) for r in records]
+    ax.plot(xs, ys, **style)
+    alone = isolated_points(xs, ys)
+    ax.plot([xs[i] for i in alone], [ys[i] for i in alone], ls="none", marker="s", ms=3.5, color=style["color"])
 
 
 def _text(tok: ByteTokenizer, ids: list[int]) -> str:

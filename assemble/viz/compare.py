@@ -46,7 +46,7 @@ def plot_runs(runs: list[Run], path: str | os.PathLike, *, x: str = "step", log_
         color = f"C{i % 10}"
         xs, ys = run.curve("train", key)
         ax.plot(xs, ys, color=color, lw=1.2, alpha=0.85)
-        alone = _isolated(xs, ys)  # a line through one point draws nothing: a short run, or between gaps
+        alone = isolated_points(xs, ys)  # a line through one point draws nothing: a short run, or between gaps
         ax.plot([xs[i] for i in alone], [ys[i] for i in alone], color=color, ls="none", marker="s", ms=3.5)
         xs, ys = run.curve("val", key)
         ax.plot(xs, ys, color=color, lw=1.2, ls="--", marker="o", ms=3.5)
@@ -63,8 +63,8 @@ def plot_runs(runs: list[Run], path: str | os.PathLike, *, x: str = "step", log_
     return save_figure(fig, path)
 
 
-def _isolated(xs: list[float], ys: list[float]) -> list[int]:
-    """Indices of the finite losses with no finite neighbour on either side."""
+def isolated_points(xs: list[float], ys: list[float]) -> list[int]:
+    """Indices of the finite values with no finite neighbour on either side: a line draws nothing there."""
     finite = [math.isfinite(y) for y in ys]
     return [i for i, ok in enumerate(finite)
             if ok and not (i > 0 and finite[i - 1]) and not (i + 1 < len(ys) and finite[i + 1])]

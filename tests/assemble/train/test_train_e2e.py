@@ -227,3 +227,24 @@ def test_a_huge_perplexity_prints_in_scientific_notation():
     assert "ppl 5.185e+21" in fmt_metrics(huge)
     assert "perplexity 2.940," in _metric_lines("causal_lm", {"loss": 1.0787, "ppl": 2.94, "bpb": 1.556})[0]
     assert "ppl 2.94" in fmt_metrics({"ppl": 2.94}) and "ppl 999999.00" in fmt_metrics({"ppl": 999999.0})
+
+
+@pytest.mark.parametrize("train_losses", [[2.5], [3.0, None, 2.5, None, 2.0]], ids=["one-record", "between-gaps"])
+def test_curves_show_a_train_point_with_no_neighbour(train_losses):
+    """A run shorter than log_every has one train record (and on_nan: skip leaves gaps): a line through
+    one point draws nothing, so such points get a marker in curves.png, for the loss and the rate."""
+    from stackform.assemble.train.report import curves_figure
+
+    records = [{"step": 10 * (i + 1), "split": "train", "loss": loss, "lr": 1e-3}
+               for i, loss in enumerate(train_losses)]
+    records.append({"step": 10 * len(train_losses), "split": "val", "loss": 2.7})
+    loss_ax, lr_ax = curves_figure(records, "t").axes
+    shown = {(x, y) for line in loss_ax.lines if line.get_marker() not in ("None", "", " ", None)
+             for x, y in zip(line.get_xdata(), line.get_ydata())}
+    for i, loss in enumerate(train_losses):
+        neighbours = [train_losses[j] for j in (i - 1, i + 1) if 0 <= j < len(train_losses)]
+        if loss is not None and all(n is None for n in neighbours):
+            assert (10 * (i + 1), loss) in shown
+    marked_rates = [line for line in lr_ax.lines
+                    if line.get_marker() not in ("None", "", " ", None) and len(line.get_xdata())]
+    assert bool(marked_rates) == (len(train_losses) == 1)  # the rate has gaps nowhere: marked only when alone
