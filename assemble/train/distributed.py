@@ -14,6 +14,7 @@ one (``ParallelTrainer`` in ``parallel_loop.py``; checkpoints in ``consolidate.p
 from __future__ import annotations
 
 import atexit
+import gc
 import hashlib
 import json
 import os
@@ -219,5 +220,10 @@ def start(spec: Spec, device: torch.device) -> Ranks:
 
 
 def _leave() -> None:
+    """At exit: free what holds the group (DDP's reducer and FSDP's modules sit in reference cycles),
+    then destroy it, while the interpreter is whole. Left to interpreter shutdown, gloo's threads
+    can outlive Python and abort the process ("terminate called without an active exception")."""
+    gc.collect()
     if dist.is_initialized():
         dist.destroy_process_group()
+    gc.collect()
