@@ -6,6 +6,7 @@ import difflib
 import fnmatch
 import importlib
 import os
+import re
 import sys
 import types
 import typing
@@ -133,13 +134,22 @@ def load_entry_point_plugins() -> None:
             warnings.warn(f"stackform plugin '{ep.name}' ({ep.value}) failed to load: {exc}", stacklevel=2)
 
 
+_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
 def import_plugins(modules: list[str]) -> None:
-    """Import the modules a spec lists under ``plugins:`` (on purpose, by name)."""
+    """Import modules named on purpose (a spec's ``plugins:``, the CLI's ``--plugin``): dotted
+    names only, never paths; any failure is one RegistryError naming the module."""
     for module in modules:
+        if not _MODULE.fullmatch(module):
+            raise RegistryError(f"'{module}' is not a module name like my_package.blocks")
         try:
             importlib.import_module(module)
         except ImportError as exc:
             raise RegistryError(f"plugin module '{module}' could not be imported: {exc}") from None
+        except Exception as exc:  # the plugin's own code failed while importing
+            raise RegistryError(f"plugin module '{module}' failed while importing: "
+                                f"{type(exc).__name__}: {exc}") from None
 
 
 def edit_distance(a: str, b: str) -> int:
