@@ -84,13 +84,18 @@ def test_time_budget_stops_and_saves(tmp_path, make_spec):
     assert (tmp_path / "run" / "model.safetensors").is_file()
 
 
-@pytest.mark.parametrize("how", [{"max_minutes": 1e-6}, {"stop_at_step": 3}])
-def test_an_early_stop_logs_the_steps_since_the_last_train_line(tmp_path, make_spec, how):
+@pytest.mark.parametrize("how", [{"max_minutes": 3 / 60}, {"stop_at_step": 3}])
+def test_an_early_stop_logs_the_steps_since_the_last_train_line(tmp_path, make_spec, monkeypatch, how):
     """A run stopped between train lines (log_every 50) still has a train record at its last step."""
+    import stackform.assemble.train.loop as loop
+
+    # a clock of one second per step: the 3-second budget stops the run at step 3 on any machine
+    monkeypatch.setattr(loop.Trainer, "elapsed", lambda self: float(self.run.counters.step))
     spec = make_spec(steps=1000, log_every=50, eval_every=1000, max_minutes=how.get("max_minutes"))
     result = train(spec, out_dir=tmp_path / "run", quiet=True, stop_at_step=how.get("stop_at_step"))
+    assert result.step == 3
     records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert [(r["step"], r["split"]) for r in records] == [(result.step, "train"), (result.step, "val")]
+    assert [(r["step"], r["split"]) for r in records] == [(3, "train"), (3, "val")]
     assert records[0]["loss"] > 0
 
 
