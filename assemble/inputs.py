@@ -133,20 +133,21 @@ def bind_cache(cache: object, model: torch.nn.Module, n_layers: int, batch: int,
         raise ModelInputError(f"cache: it belongs to another model{fresh}")
     if len(cache.layers) != n_layers:
         raise ModelInputError(f"cache: holds {len(cache.layers)} layers, this model's decoder has {n_layers}{fresh}")
-    for i, (self_cache, cross_cache) in enumerate(cache.layers):
-        for kind, layer_cache, length in (("self", self_cache, cache.offset), ("cross", cross_cache, memory_len)):
-            k = getattr(layer_cache, "k", None)
-            if not isinstance(k, torch.Tensor):
-                continue
-            if k.shape[0] != batch:
-                raise ModelInputError(f"cache: holds {k.shape[0]} rows, the ids have {batch} (a cache serves one "
-                                      f"batch){fresh}")
-            if k.device != device:
-                raise ModelInputError(f"cache: is on {k.device}, the ids on {device}{fresh}")
-            if length is not None and k.dim() == 4 and k.shape[2] != length:
-                what = f"the source has {length}" if kind == "cross" else f"its offset says {length}"
-                raise ModelInputError(f"cache: layer {i} holds {k.shape[2]} {kind}-attention positions, {what} "
-                                      f"(a call that failed midway, or another source?){fresh}")
+    # Layers append in order, so the first one shows the batch, the device and a call that failed midway.
+    self_cache, cross_cache = cache.layers[0] if cache.layers else (None, None)
+    for kind, layer_cache, length in (("self", self_cache, cache.offset), ("cross", cross_cache, memory_len)):
+        k = getattr(layer_cache, "k", None)
+        if not isinstance(k, torch.Tensor):
+            continue
+        if k.shape[0] != batch:
+            raise ModelInputError(f"cache: holds {k.shape[0]} rows, the ids have {batch} (a cache serves one "
+                                  f"batch){fresh}")
+        if k.device != device:
+            raise ModelInputError(f"cache: is on {k.device}, the ids on {device}{fresh}")
+        if length is not None and k.dim() == 4 and k.shape[2] != length:
+            what = f"the source has {length}" if kind == "cross" else f"its offset says {length}"
+            raise ModelInputError(f"cache: layer 0 holds {k.shape[2]} {kind}-attention positions, {what} "
+                                  f"(a call that failed midway, or another source?){fresh}")
     if cache.padding is not None and tuple(cache.padding.shape) != (batch, cache.offset):
         raise ModelInputError(f"cache: holds key padding of shape {tuple(cache.padding.shape)}, expected "
                               f"{(batch, cache.offset)}{fresh}")

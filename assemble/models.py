@@ -140,7 +140,7 @@ class DecoderModel(StackformModel):
         return_attention: bool = False,
         logits: bool = True,
     ) -> torch.Tensor | ModelOutput:
-        offset = cache.offset if cache is not None else 0
+        offset = cache.offset if isinstance(cache, Cache) else 0
         self._check_ids(input_ids, "input_ids", offset)
         b, t = input_ids.shape
         if cache is not None:
@@ -222,7 +222,7 @@ class EncoderDecoderModel(StackformModel):
                weights: list | None = None) -> torch.Tensor:
         """tgt [b, t] attending to memory -> hidden states [b, t, d]."""
         check_memory(memory, memory_padding, self.spec.model.d_model, self._device())
-        offset = cache.offset if cache is not None else 0
+        offset = cache.offset if isinstance(cache, Cache) else 0
         self._check_ids(tgt_ids, "tgt_ids", offset, batch=memory.shape[0])
         t = tgt_ids.shape[1]
         if cache is not None:

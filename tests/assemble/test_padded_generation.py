@@ -3,6 +3,8 @@ every mask form is read the same way by ``model()`` and by generation."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 
@@ -93,6 +95,31 @@ def test_padded_sources_translate_as_alone(positional, side, use_cache):
         assert torch.equal(out, torch.stack(alone)), beam
 
 
+def _decoder_masks() -> list[tuple[str, list]]:
+    """Every registered mask as tests/variants.py puts it in a decoder (with causal where it needs it)."""
+    from variants import mask_variants
+
+    return [(e.name, masks) for e in registry.list_blocks() if e.kind == "mask"
+            for kind, masks in mask_variants(e) if kind == "decoder"]
+
+
+DECODER_MASKS = _decoder_masks()
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+@pytest.mark.parametrize("masks", [m for _, m in DECODER_MASKS], ids=[i for i, _ in DECODER_MASKS])
+def test_padded_prompts_with_every_mask(masks, side):
+    """Every registered decoder mask (a padding mask that derives pads from pad_id, a window, a
+    prefix_lm whose prefix every prompt holds): padded rows still continue as alone."""
+    model = build(tiny(mask=masks, positional="learned"))
+    prompts = [p for p in rows(4) if len(p) >= 3]  # a prefix_lm's prefix (3) fits every prompt
+    ids, mask, starts = padded(prompts, side)
+    out = generate(model, ids, 6, attention_mask=mask, temperature=0, eos_id=-1)
+    for i, (p, start) in enumerate(zip(prompts, starts)):
+        alone = generate(model, p[None], 6, temperature=0, eos_id=-1)[0]
+        assert torch.equal(out[i, start : start + len(alone)], alone), i
+
+
 def test_a_pad_inside_a_row_is_dropped():
     model = build(tiny(positional="learned"))
     prompts = rows(2)
@@ -167,6 +194,11 @@ ACCEPTED = {"bool", "int64", "int32", "uint8", "float32", "float64", "bfloat16"}
 KINDS = ["decoder", "encoder", "encoder_decoder"]
 
 
+@functools.lru_cache(maxsize=None)
+def _model_of_kind(kind: str):
+    return build(tiny(kind)).eval()
+
+
 def _outcome(call):
     try:
         return call()
@@ -178,8 +210,7 @@ def _outcome(call):
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("form", sorted(_forms(torch.ones(1, 1, dtype=torch.bool))))
 def test_every_mask_form_reads_the_same_in_model_and_generation(kind, form):
-    model = build(tiny(kind))
-    model.eval()
+    model = _model_of_kind(kind)
     seqs = rows(3)
     ids, keep, _ = padded(seqs, "right")
     mask = _forms(keep)[form]
