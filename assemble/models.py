@@ -13,7 +13,9 @@ from stackform.blocks import LayerCache, LMHead, Stack, TokenEmbedding
 from stackform.specs import Spec
 
 from .errors import ModelInputError
-from .inputs import INTEGER_IDS, describe, bind_cache, check_device, check_ids, check_memory, check_prefix_len, keep_mask
+from .inputs import (
+    INTEGER_IDS, bind_cache, check_device, check_ids, check_memory, check_prefix_len, describe, keep_mask,
+)
 
 
 @dataclass

@@ -54,7 +54,7 @@ def generate(
     where = "generate"
     model = _model_check(model, where)
     spec = model.spec.model
-    prompt = check_ids(where, "prompt_ids", prompt_ids, spec.vocab_size, spec.max_len)
+    prompt = check_ids(where, "prompt_ids", prompt_ids, spec.vocab_size, spec.max_len, model._device())
     packed = pack(where, "attention_mask", prompt, attention_mask)
     check_count(where, "max_new_tokens", max_new_tokens, 0)
     check_sampling(where, temperature, top_k, top_p)

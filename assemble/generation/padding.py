@@ -28,6 +28,13 @@ class Packed:
     ends: list[int]  # per row, the column after its last real token in the given layout
     keep: torch.Tensor | None  # [b, t] the given mask as bool, None when none was given
 
+    def packed_keep(self) -> torch.Tensor | None:
+        """The mask of the packed rows [b, t] (real tokens first), None when none was given."""
+        if self.keep is None:
+            return None
+        lengths = torch.tensor(self.lengths, device=self.ids.device)[:, None]  # [b, 1]
+        return torch.arange(self.ids.shape[1], device=self.ids.device)[None, :] < lengths
+
 
 def pack(where: str, name: str, ids: torch.Tensor, mask: object) -> Packed:
     """``ids`` [b, t] and its padding mask -> the packed rows (one host sync); a row without a real token

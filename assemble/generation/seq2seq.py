@@ -61,7 +61,7 @@ def generate_seq2seq(
     where = "generate_seq2seq"
     model = _model_check(model, where)
     spec = model.spec.model
-    src = check_ids(where, "src_ids", src_ids, spec.vocab_size, spec.max_len)
+    src = check_ids(where, "src_ids", src_ids, spec.vocab_size, spec.max_len, model._device())
     packed = pack(where, "src_mask", src, src_mask)
     check_count(where, "max_new_tokens", max_new_tokens, 0)
     check_count(where, "beam", beam, 1)
@@ -83,9 +83,7 @@ def generate_seq2seq(
         return torch.full((b, 0), fill, dtype=torch.long, device=src.device)
     check_masks(where, model.decoder.masks, 1)  # the decoder starts from bos alone
     with generation_mode(model):
-        src_keep = None if packed.keep is None else (  # [b, s] real tokens first (positions count from them)
-            torch.arange(src.shape[1], device=src.device)[None, :] < torch.tensor(packed.lengths, device=src.device)[:, None])
-        memory, memory_padding = model.encode(packed.ids, src_keep)  # once per source
+        memory, memory_padding = model.encode(packed.ids, packed.packed_keep())  # once per source
         if beam > 1:
             return beam_search(model, memory, memory_padding, n, beam, float(length_penalty),
                                spec.bos_id, eos, fill, use_cache)

@@ -238,3 +238,14 @@ def test_every_mask_form_reads_the_same_in_model_and_generation(kind, form):
         assert torch.equal(generated, reference)
     else:  # refused by generation exactly as by the model
         assert isinstance(generated, GenerationError) and str(generated) == f"{where}: {got}"
+
+
+def test_ids_and_masks_on_another_device_are_one_line():
+    model, s2s = _model_of_kind("decoder"), _model_of_kind("encoder_decoder")
+    ids, mask, _ = padded(rows(), "left")
+    with pytest.raises(GenerationError, match=r"^generate: prompt_ids: is on meta, the model's weights on cpu"):
+        generate(model, ids.to("meta"), 3)
+    with pytest.raises(GenerationError, match=r"^generate_seq2seq: src_ids: is on meta, the model's weights on cpu"):
+        generate_seq2seq(s2s, ids.to("meta"), 3)
+    with pytest.raises(GenerationError, match=r"^generate: attention_mask: is on meta, the ids on cpu"):
+        generate(model, ids, 3, attention_mask=mask.to("meta"))
