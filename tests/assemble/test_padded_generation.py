@@ -120,6 +120,28 @@ def test_padded_prompts_with_every_mask(masks, side):
         assert torch.equal(out[i, start : start + len(alone)], alone), i
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_random_layouts_continue_as_alone(seed):
+    """Random lengths, each row padded on both sides by a random amount, decoder and encoder-decoder."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, 8, (5,), generator=g).tolist()
+    width = max(lengths) + 3
+    ids = torch.randint(3, VOCAB, (5, width), generator=g)
+    mask = torch.zeros(5, width, dtype=torch.bool)
+    starts = [int(torch.randint(0, width - n + 1, (1,), generator=g)) for n in lengths]
+    for i, (n, start) in enumerate(zip(lengths, starts)):
+        mask[i, start : start + n] = True
+    ids = ids.masked_fill(~mask, PAD)
+    decoder, s2s = build(tiny(positional="learned"), seed=seed), build(tiny("encoder_decoder"), seed=seed)
+    out = generate(decoder, ids, 5, attention_mask=mask, temperature=0, eos_id=-1)
+    src_out = generate_seq2seq(s2s, ids, 5, src_mask=mask, eos_id=-1)
+    for i, (n, start) in enumerate(zip(lengths, starts)):
+        row = ids[i, start : start + n][None]
+        alone = generate(decoder, row, 5, temperature=0, eos_id=-1)[0]
+        assert torch.equal(out[i, start : start + n + 5], alone) and (out[i, start + n + 5:] == PAD).all()
+        assert torch.equal(src_out[i], generate_seq2seq(s2s, row, 5, eos_id=-1)[0])
+
+
 def test_a_pad_inside_a_row_is_dropped():
     model = build(tiny(positional="learned"))
     prompts = rows(2)
