@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -11,6 +13,9 @@ from stackform.blocks import LayerCache, LMHead, Stack, TokenEmbedding
 from stackform.specs import Spec
 
 from .errors import ModelInputError
+from .inputs import (
+    INTEGER_IDS, bind_cache, check_device, check_ids, check_memory, check_prefix_len, describe, keep_mask,
+)
 
 
 @dataclass
@@ -20,6 +25,7 @@ class Cache:
     layers: list[tuple[LayerCache, LayerCache]]
     offset: int = 0
     padding: torch.Tensor | None = None  # [b, offset] True = real token; kept only when keys are masked
+    owner: Any = field(default=None, repr=False, compare=False)  # weakref to the model, bound on first use
 
     def reorder(self, index: torch.Tensor) -> None:
         for self_cache, cross_cache in self.layers:
@@ -64,42 +70,23 @@ class StackformModel(nn.Module):
     spec: Spec
     check_inputs: bool = True  # eager-mode id/length checks (one host sync for the id range)
 
-    def _check_ids(self, ids: torch.Tensor, name: str, offset: int = 0, batch: int | None = None) -> None:
-        """Shape, dtype, length (always) and id range (eager mode, ``check_inputs``) of token ids."""
-        if not isinstance(ids, torch.Tensor) or ids.is_nested or ids.dim() != 2:
-            shape = "a nested tensor" if getattr(ids, "is_nested", False) else (
-                tuple(ids.shape) if isinstance(ids, torch.Tensor) else type(ids).__name__)
-            raise ModelInputError(f"{name}: expected token ids of shape [batch, seq], got {shape}")
-        if ids.dtype not in (torch.int64, torch.int32):
-            raise ModelInputError(f"{name}: token ids must be integers (torch.long or torch.int32), got {ids.dtype}")
-        if batch is not None and ids.shape[0] != batch:
-            raise ModelInputError(f"{name}: batch size {ids.shape[0]} does not match the source's {batch}")
-        model = self.spec.model
-        if offset + ids.shape[1] > model.max_len:
-            cached = f" ({offset} cached + {ids.shape[1]} new)" if offset else ""
-            raise ModelInputError(
-                f"{name}: sequence length {offset + ids.shape[1]}{cached} exceeds max_len {model.max_len} of the spec"
-            )
-        if self.check_inputs and ids.numel() and not torch.compiler.is_compiling():
-            low, high = int(ids.min()), int(ids.max())  # one host sync; skipped under torch.compile
-            if low < 0 or high >= model.vocab_size:
-                bad = low if low < 0 else high
-                raise ModelInputError(f"{name}: token id {bad} is outside the vocabulary [0, {model.vocab_size})")
+    def _device(self) -> torch.device:
+        """Where the weights are: every input must be there too."""
+        embed = self.embed if hasattr(self, "embed") else self.src_embed
+        return embed.weight.device
 
-    def _key_padding(self, ids: torch.Tensor, mask: torch.Tensor | None, name: str, stack: Stack,
+    def _check_ids(self, ids: object, name: str, offset: int = 0, batch: int | None = None) -> None:
+        """Shape, dtype, device, length (always) and id range (eager mode, ``check_inputs``) of token ids."""
+        model = self.spec.model
+        check_ids(ids, name, device=self._device(), max_len=model.max_len, vocab_size=model.vocab_size,
+                  offset=offset, batch=batch, check_values=self.check_inputs)
+
+    def _key_padding(self, ids: torch.Tensor, mask: object, name: str, stack: Stack,
                      total: int | None = None) -> torch.Tensor | None:
-        """The key padding [b, total] (True = a real token) from a 1/0 or True/False mask, or from pad_id."""
+        """The key padding [b, total] (True = a real token) from ``mask`` (read by ``keep_mask``), or from pad_id."""
         if mask is not None:
-            expected = (ids.shape[0], total if total is not None else ids.shape[1])
-            if not isinstance(mask, torch.Tensor):
-                raise ModelInputError(f"{name}: expected a tensor of shape {expected}, got {type(mask).__name__}")
-            if tuple(mask.shape) != expected:
-                raise ModelInputError(f"{name}: shape {tuple(mask.shape)} does not match the ids, expected {expected}")
-            if mask.dtype != torch.bool and self.check_inputs and mask.numel() and not torch.compiler.is_compiling():
-                odd = mask[(mask != 0) & (mask != 1)]  # an additive mask (0 / -inf) would read inverted
-                if odd.numel():
-                    raise ModelInputError(f"{name}: expected 1 = token, 0 = padding (or bool), got value {odd[0].item()}")
-            return mask.bool()
+            shape = (ids.shape[0], total if total is not None else ids.shape[1])
+            return keep_mask(mask, name, shape, ids.device, check_values=self.check_inputs)
         pad_id = self.spec.model.pad_id
         if pad_id is not None and any(type(m).__name__ == "Padding" for m in stack.masks):
             return ids != pad_id
@@ -114,6 +101,10 @@ class StackformModel(nn.Module):
         if not isinstance(token_type_ids, torch.Tensor) or tuple(token_type_ids.shape) != tuple(ids.shape):
             shape = getattr(token_type_ids, "shape", type(token_type_ids).__name__)
             raise ModelInputError(f"token_type_ids: shape {shape} does not match input_ids {tuple(ids.shape)}")
+        if token_type_ids.dtype not in INTEGER_IDS:
+            raise ModelInputError(f"token_type_ids: expected integers (torch.long or torch.int32), "
+                                  f"got {token_type_ids.dtype}")
+        check_device(token_type_ids, "token_type_ids", ids.device, "the ids")
         if self.check_inputs and token_type_ids.numel() and not torch.compiler.is_compiling():
             low, high = int(token_type_ids.min()), int(token_type_ids.max())
             if low < 0 or high >= types.n_types:
@@ -136,7 +127,8 @@ class DecoderModel(StackformModel):
         self.spec, self.embed, self.stack, self.head = spec, embed, stack, head
 
     def new_cache(self) -> Cache:
-        return Cache([(LayerCache(), LayerCache()) for _ in self.stack.layers])
+        """An empty cache for this model (one batch, up to max_len positions)."""
+        return Cache([(LayerCache(), LayerCache()) for _ in self.stack.layers], owner=weakref.ref(self))
 
     def forward(
         self,
@@ -150,9 +142,12 @@ class DecoderModel(StackformModel):
         return_attention: bool = False,
         logits: bool = True,
     ) -> torch.Tensor | ModelOutput:
-        offset = cache.offset if cache is not None else 0
+        offset = cache.offset if isinstance(cache, Cache) else 0
         self._check_ids(input_ids, "input_ids", offset)
-        t = input_ids.shape[1]
+        b, t = input_ids.shape
+        if cache is not None:
+            bind_cache(cache, self, len(self.stack.layers), b, input_ids.device)
+        prefix_len = check_prefix_len(prefix_len, b, input_ids.device, check_values=self.check_inputs)
         padding = self._key_padding(input_ids, attention_mask, "attention_mask", self.stack, offset + t)
         if cache is not None:
             padding = cache.key_padding(padding, t, full=attention_mask is not None)
@@ -212,7 +207,8 @@ class EncoderDecoderModel(StackformModel):
         self.encoder, self.decoder, self.head = encoder, decoder, head
 
     def new_cache(self) -> Cache:
-        return Cache([(LayerCache(), LayerCache()) for _ in self.decoder.layers])
+        """An empty cache for this model (one batch, up to max_len positions)."""
+        return Cache([(LayerCache(), LayerCache()) for _ in self.decoder.layers], owner=weakref.ref(self))
 
     def encode(self, src_ids: torch.Tensor, src_mask: torch.Tensor | None = None,
                weights: list | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -227,9 +223,12 @@ class EncoderDecoderModel(StackformModel):
                tgt_mask: torch.Tensor | None = None, cache: Cache | None = None,
                weights: list | None = None) -> torch.Tensor:
         """tgt [b, t] attending to memory -> hidden states [b, t, d]."""
-        offset = cache.offset if cache is not None else 0
+        check_memory(memory, memory_padding, self.spec.model.d_model, self._device())
+        offset = cache.offset if isinstance(cache, Cache) else 0
         self._check_ids(tgt_ids, "tgt_ids", offset, batch=memory.shape[0])
         t = tgt_ids.shape[1]
+        if cache is not None:
+            bind_cache(cache, self, len(self.decoder.layers), tgt_ids.shape[0], tgt_ids.device, memory.shape[1])
         padding = self._key_padding(tgt_ids, tgt_mask, "tgt_mask", self.decoder, offset + t)
         if cache is not None:
             padding = cache.key_padding(padding, t, full=tgt_mask is not None)
@@ -257,6 +256,8 @@ class EncoderDecoderModel(StackformModel):
         logits: bool = True,
     ) -> torch.Tensor | ModelOutput:
         enc_weights = [] if return_attention else None
+        if memory is not None and (not isinstance(memory, (tuple, list)) or len(memory) != 2):
+            raise ModelInputError(f"memory: expected (states, padding) as model.encode returns, got {describe(memory)}")
         memory_states, memory_padding = memory if memory is not None else self.encode(src_ids, src_mask, enc_weights)
         dec_weights = [] if return_attention else None
         h = self.decode(tgt_ids, memory_states, memory_padding, tgt_mask, cache, dec_weights)

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelInputError
+from ..inputs import check_device
 
 
 class GenerationError(ModelInputError):
@@ -22,13 +23,17 @@ def not_generative(where: str, model: object) -> GenerationError:
     return GenerationError(f"{where}: {what} cannot generate (generation needs a decoder)")
 
 
-def check_ids(where: str, name: str, ids: object, vocab_size: int, max_len: int) -> torch.Tensor:
-    """A [b, t] integer tensor with 1 <= t <= max_len and ids inside the vocabulary (one host sync)."""
+def check_ids(where: str, name: str, ids: object, vocab_size: int, max_len: int,
+              device: torch.device | None = None) -> torch.Tensor:
+    """A [b, t] integer tensor on ``device`` (the model's) with 1 <= t <= max_len and ids inside the
+    vocabulary (one host sync)."""
     if not isinstance(ids, torch.Tensor) or ids.dim() != 2:
         shape = tuple(ids.shape) if isinstance(ids, torch.Tensor) else type(ids).__name__
         raise GenerationError(f"{where}: {name} must be token ids of shape [batch, seq], got {shape}")
     if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
         raise GenerationError(f"{where}: {name} must be integer token ids, got {ids.dtype}")
+    if device is not None:
+        check_device(ids, name, device, "the model's weights", GenerationError, f"{where}: ")
     b, t = ids.shape
     if b == 0 or t == 0:
         raise GenerationError(f"{where}: {name} is empty (shape {(b, t)}); give at least one token per row")

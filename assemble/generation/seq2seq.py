@@ -12,6 +12,7 @@ import torch
 from ..models import DecoderModel, EncoderDecoderModel
 from .beam import beam_search
 from .cache import generation_cache
+from .padding import pack
 from .checks import (
     GenerationError, check_count, check_ids, check_masks, check_token, generation_mode, not_generative,
 )
@@ -50,6 +51,8 @@ def generate_seq2seq(
 ) -> torch.Tensor:
     """Targets for ``src_ids`` [b, s]: [b, n] token ids (without bos), pad_id after eos.
 
+    ``src_mask`` [b, s] marks the real source tokens (True / 1, as the model reads it; left or
+    right padding): they are packed to the front, so each source encodes as it would alone.
     The decoder starts from the spec's bos_id. ``beam`` 1 with temperature 0 is greedy;
     temperature > 0 samples (top_k / top_p as in ``generate``). ``beam`` > 1 is beam
     search returning the hypothesis with the best log P / ((5 + len) / 6) ** length_penalty
@@ -58,10 +61,8 @@ def generate_seq2seq(
     where = "generate_seq2seq"
     model = _model_check(model, where)
     spec = model.spec.model
-    src = check_ids(where, "src_ids", src_ids, spec.vocab_size, spec.max_len)
-    if src_mask is not None and (not isinstance(src_mask, torch.Tensor) or tuple(src_mask.shape) != tuple(src.shape)):
-        shape = tuple(src_mask.shape) if isinstance(src_mask, torch.Tensor) else type(src_mask).__name__
-        raise GenerationError(f"{where}: src_mask has shape {shape}, expected {tuple(src.shape)} like src_ids")
+    src = check_ids(where, "src_ids", src_ids, spec.vocab_size, spec.max_len, model._device())
+    packed = pack(where, "src_mask", src, src_mask)
     check_count(where, "max_new_tokens", max_new_tokens, 0)
     check_count(where, "beam", beam, 1)
     check_sampling(where, temperature, top_k, top_p)
@@ -82,7 +83,7 @@ def generate_seq2seq(
         return torch.full((b, 0), fill, dtype=torch.long, device=src.device)
     check_masks(where, model.decoder.masks, 1)  # the decoder starts from bos alone
     with generation_mode(model):
-        memory, memory_padding = model.encode(src, src_mask)  # once per source
+        memory, memory_padding = model.encode(packed.ids, packed.packed_keep())  # once per source
         if beam > 1:
             return beam_search(model, memory, memory_padding, n, beam, float(length_penalty),
                                spec.bos_id, eos, fill, use_cache)

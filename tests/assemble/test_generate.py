@@ -393,7 +393,7 @@ def test_bad_seq2seq_arguments(seq2seq, decoder):
         generate_seq2seq(seq2seq, ids(1, 2), 3, beam=2, temperature=1.0)
     with pytest.raises(GenerationError, match="beam must be an integer >= 1"):
         generate_seq2seq(seq2seq, ids(1, 2), 3, beam=0)
-    with pytest.raises(GenerationError, match="src_mask has shape"):
+    with pytest.raises(GenerationError, match=r"^generate_seq2seq: src_mask: shape \(1, 3\) does not match the ids"):
         generate_seq2seq(seq2seq, ids(1, 2), 3, src_mask=torch.ones(1, 3, dtype=torch.bool))
     with pytest.raises(GenerationError, match="decoder-only model; use generate"):
         generate_seq2seq(decoder, ids(1, 2), 3)
