@@ -128,6 +128,7 @@ class Sweep:
     name: str = ""
     overrides: list[str] = field(default_factory=list)  # the command line's overrides of the sweep file
     out_dir: Path = field(default_factory=Path)
+    given: str = ""  # the file as the command line named it (a path or a shipped name)
     base_src: Source | None = None  # the base spec's raw document, for more settings (matching, budget, seeds)
 
 
@@ -349,7 +350,7 @@ def find_sweep_file(name: str | os.PathLike) -> Path:
 def load_sweep(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Sweep:
     """Read, expand and validate a sweep file; every problem raises SpecError at its place.
     ``overrides`` (``budget.tokens=100000``, ``seeds=2``) change the sweep file's own keys first."""
-    path = find_sweep_file(path)
+    given, path = path, find_sweep_file(path)
     display = _display(path)
     check_overrides(overrides)
     src = read_yaml(str(path), display)
@@ -370,7 +371,7 @@ def load_sweep(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Sweep:
     variants = _variants(file, src, base_src, common)
     name = file.name or path.name.removesuffix(".yaml").removesuffix(".yml")
     out_dir = Path(file.out_dir) if file.out_dir else Path("runs") / "sweeps" / _slug(name)
-    sweep = Sweep(path, file, src, base_ref, base, common, variants, _seeds(file), 0, name, list(overrides), out_dir,
-                  base_src)
+    sweep = Sweep(path, file, src, base_ref, base, common, variants, _seeds(file), 0, name=name,
+                  overrides=list(overrides), out_dir=out_dir, given=str(given), base_src=base_src)
     sweep.baseline = _baseline(file, src, variants, base)
     return sweep

@@ -72,28 +72,57 @@ def _by_ffn(build: Build, target: int, where: tuple) -> list[Setting] | None:
     return None
 
 
-def _by_d_model(build: Build, spec: Spec, target: int, where: tuple) -> list[Setting] | None:
-    """model.d_model: the multiple of n_heads (that validates) whose count is closest to the target."""
+def _by_d_model(build: Build, spec: Spec, target: int, where: tuple) -> tuple[int, list[Setting]] | None:
+    """model.d_model: the multiple of n_heads (one that validates: rotary needs an even head_dim, ...)
+    whose count is closest to the target, found by bisection (the count grows with d_model)."""
     step = spec.model.n_heads
-    d0 = spec.model.d_model
-    best: tuple[int, list[Setting]] | None = None
-    for d in range(max(step, (d0 // 2) // step * step), 2 * d0 + 1, step):
-        extra = [Setting("model.d_model", d, where)]
-        got = _try(build, extra)
-        if got is not None and (best is None or abs(got[1] - target) < best[0]):
-            best = (abs(got[1] - target), extra)
-    return best[1] if best is not None and best[0] <= TOLERANCE * target else None
+    candidates = list(range(step, 4 * spec.model.d_model + 1, step))
+    counts: dict[int, int | None] = {}
+
+    def count(i: int) -> int | None:  # the count at candidate i, or at the next one that validates
+        for j in range(i, min(i + 4, len(candidates))):
+            if j not in counts:
+                got = _try(build, [Setting("model.d_model", candidates[j], where)])
+                counts[j] = got[1] if got else None
+            if counts[j] is not None:
+                return counts[j]
+        return None
+
+    lo, hi = 0, len(candidates) - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        got = count(mid)
+        if got is not None and got < target:
+            lo = mid + 1
+        else:
+            hi = mid
+    near = [i for i in range(max(0, lo - 4), min(len(candidates), lo + 4)) if count(i) is not None and i in counts
+            and counts[i] is not None]
+    if not near:
+        return None
+    best = min(near, key=lambda i: abs(counts[i] - target))
+    return abs(counts[best] - target), [Setting("model.d_model", candidates[best], where)]
 
 
 def match_params(spec: Spec, settings: list[Setting], target: int, build: Build, where: tuple) -> list[Setting] | None:
     """Extra settings that bring ``spec`` within 2% of ``target`` parameters: [] when it is already,
-    None when neither the FFN width nor d_model (those the sweep's own settings leave free) can."""
+    None when the FFN width and d_model (those the sweep's own settings leave free) cannot: the
+    FFN width alone, else d_model and then the FFN width, else d_model alone."""
     if within(count_params(spec), target):
         return []
-    if not _sets(settings, "model.ffn.hidden", "hidden"):
+    ffn_free = not _sets(settings, "model.ffn.hidden", "hidden")
+    if ffn_free:
         found = _by_ffn(build, target, where)
         if found is not None:
             return found
-    if not _sets(settings, "model.d_model"):
-        return _by_d_model(build, spec, target, where)
-    return None
+    if _sets(settings, "model.d_model"):
+        return None
+    by_d = _by_d_model(build, spec, target, where)
+    if by_d is None:
+        return None
+    distance, d_setting = by_d
+    if ffn_free:
+        fine = _by_ffn(lambda extra: build([*d_setting, *extra]), target, where)
+        if fine is not None:
+            return [*d_setting, *fine]
+    return d_setting if distance <= TOLERANCE * target else None

@@ -122,7 +122,7 @@ def make_plan(sweep: "Sweep | str | Path", out_dir: str | Path | None = None, ov
         spec = variant.spec
         if target is not None:
             build = _builder(sweep, settings, ("match",), "parameter matching", variant)
-            extra = match_params(spec, settings, target, build, ("match",))
+            extra = match_params(spec, variant.settings[len(sweep.common):], target, build, ("match",))  # axes: fixed
             if extra is None:
                 raise _error(sweep, ("match",), f"cannot bring variant {variant.label} ({count_params(spec):,} "
                                                 f"parameters) within 2% of the base's {target:,} by model.ffn.hidden "

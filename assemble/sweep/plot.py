@@ -52,7 +52,7 @@ def plot_sweep(results: SweepResults, path: str | os.PathLike, order: list[Varia
                title="validation loss: mean over seeds, band = min..max")
     curves.grid(alpha=0.3)
     if drawn:
-        curves.legend(fontsize=7.5, loc="upper right")
+        curves.legend(fontsize=7.5, loc="best")
         _zoom(curves, variants)
     shown = [v for v in variants if v.runs and math.isfinite(v.mean)]
     ys = list(range(len(shown)))[::-1]  # the first row on top, as in the table

@@ -115,7 +115,8 @@ def _budget(results: SweepResults) -> str:
     if budget is None:
         return "the base spec's own steps / time"
     kind = budget.kind
-    text = f"{kind} {show(getattr(budget, kind))}"
+    value = getattr(budget, kind)
+    text = f"{value:,} {kind}" if kind in ("tokens", "steps") else f"{value:.3g} {kind}"
     steps = sorted({r.spec.train.steps for r in results.plan.runs})
     if kind in ("tokens", "flops", "steps"):
         text += f" (train.steps={', '.join(map(str, steps))})"
@@ -159,7 +160,7 @@ def markdown_report(results: SweepResults, sort: str = "file", group: str | None
     parts = [f"# Sweep {sweep.name}", ""]
     if sweep.file.description:
         parts += [sweep.file.description.strip(), ""]
-    command = shlex.join(["stackform", "sweep", str(sweep.path), *sweep.overrides])
+    command = shlex.join(["stackform", "sweep", sweep.given or str(sweep.path), *sweep.overrides])
     parts += [f"`{command}`", "", *(f"{line}  " for line in summary_lines(results)), ""]
     for title, variants in _groups(results, sort, group):
         if title:
