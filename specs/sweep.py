@@ -291,14 +291,14 @@ def _validate_variant(variant: Variant, base_src: Source, src: Source, common: l
             raise SpecError([Issue(issue.file, issue.line, issue.col, issue.path,
                                    f"{issue.message} (variant {variant.label})")]) from None
         axis_settings = variant.settings[len(common):]
-        culprit = axis_settings[-1]
+        culprit, alone = axis_settings[-1], False
         for setting in axis_settings:
             try:
                 settings_spec(base_src, [*common, setting], src)
             except SpecError:
-                culprit = setting
+                culprit, alone = setting, True
                 break
-        others = [s for s in axis_settings if s is not culprit]
+        others = [s for s in axis_settings if s is not culprit and not alone]  # a combination: name the rest
         with_others = f" with {', '.join(f'{s.dotted}={show(s.value)}' for s in others)}" if others else ""
         raise _error(src, culprit.where, f"{show(culprit.value)}{with_others} does not fit the base: {issue}") from None
 

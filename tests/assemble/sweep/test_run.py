@@ -91,3 +91,12 @@ def test_errors_are_one_located_line_and_nothing_runs(sweep_file, tmp_path, caps
         assert main(["sweep", str(good), *argv]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_parallel_runs_are_processes_with_their_own_logs(sweep_file, tmp_path):
+    path = sweep_file(SWEEP.replace("seeds: 2", "seeds: 1").replace("{steps: 4}", "{steps: 2}"))
+    assert main(["sweep", str(path), "--parallel", "2", "--quiet"]) == 0
+    plan = make_plan(path)
+    assert all(run_status(run) == "done" for run in plan.runs)
+    assert all((run.folder / "sweep.log").is_file() for run in plan.runs)
+    assert (tmp_path / "out" / "sweep.md").is_file()
