@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from stackform.assemble.viz.runs import read_metrics
 
-from .execute import run_status
+from .execute import check_folder, run_status
 from .plan import Plan, SweepRun
 from .stats import PairedTest, mean, paired_t_test, stdev
 
@@ -86,6 +86,7 @@ def collect(plan: Plan) -> SweepResults:
                   for v in plan.sweep.variants}
     missing = []
     for run in plan.runs:
+        check_folder(run)  # a run of another spec (the sweep file changed) is not this sweep's result
         status = run_status(run)
         result = read_result(run) if status == "done" else None
         if result is None:
