@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 from stackform.registry import StackformError
 
@@ -42,13 +44,18 @@ def run(args: argparse.Namespace) -> int:
     plan = make_plan(args.file, args.out_dir, args.overrides)  # every run validated before anything trains
     _check_axes(plan, args)
     if args.plan:
+        lines = []
         for run_ in plan.runs:
             status = run_status(run_)
             command = plan.resume_command(run_) if status == "partial" else plan.command(run_)
-            print(f"# done: {command}" if status == "done" else command)
+            lines.append(f"# done: {command}" if status == "done" else command)
+        try:
+            print("\n".join(lines), flush=True)
+        except BrokenPipeError:  # `| head`: the reader has what it wanted
+            sys.stdout = open(os.devnull, "w")
         return 0
     if not args.collect:
-        code = execute(plan, args.parallel, args.quiet)
+        code = execute(plan, args.parallel, args.quiet, plugins=args.plugin)
         if code:
             return code
     return report(plan, args.sort, args.group)

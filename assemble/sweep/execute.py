@@ -79,8 +79,9 @@ def _say(text: str, quiet: bool) -> None:
         print(text, flush=True)
 
 
-def execute(plan: Plan, parallel: int | None = None, quiet: bool = False) -> int:
-    """Train every run of the plan that is not done; 0, or 130 when interrupted."""
+def execute(plan: Plan, parallel: int | None = None, quiet: bool = False, plugins: list[str] = ()) -> int:
+    """Train every run of the plan that is not done; 0, or 130 when interrupted. ``plugins``: the
+    modules of ``--plugin``, passed on to each process of a parallel sweep."""
     runs = [run for run in plan.runs]
     for run in runs:
         check_folder(run)
@@ -93,7 +94,7 @@ def execute(plan: Plan, parallel: int | None = None, quiet: bool = False) -> int
     workers = parallel if parallel is not None else (gpus if gpus > 1 else 1)
     if workers <= 1:
         return _sequential(plan, todo, quiet)
-    return _parallel(plan, todo, workers, gpus, quiet)
+    return _parallel(plan, todo, workers, gpus, quiet, list(plugins))
 
 
 def _sequential(plan: Plan, todo: list[tuple[SweepRun, str]], quiet: bool) -> int:
@@ -112,8 +113,8 @@ def _sequential(plan: Plan, todo: list[tuple[SweepRun, str]], quiet: bool) -> in
     return 0
 
 
-def _argv(plan: Plan, run: SweepRun, status: str) -> list[str]:
-    base = [sys.executable, "-m", "stackform.assemble", "train"]
+def _argv(plan: Plan, run: SweepRun, status: str, plugins: list[str]) -> list[str]:
+    base = [sys.executable, "-m", "stackform.assemble", "train", *(f"--plugin={m}" for m in plugins)]
     if status == "partial":
         return [*base, "--resume", str(run.folder), *run.train_overrides(), "--quiet"]
     return [*base, plan.sweep.base_ref, *run.overrides(), "--out-dir", str(run.folder), "--overwrite", "--quiet"]
@@ -128,7 +129,8 @@ def _env(slot: int, workers: int, gpus: int) -> dict[str, str]:
     return env
 
 
-def _parallel(plan: Plan, todo: list[tuple[SweepRun, str]], workers: int, gpus: int, quiet: bool) -> int:
+def _parallel(plan: Plan, todo: list[tuple[SweepRun, str]], workers: int, gpus: int, quiet: bool,
+              plugins: list[str]) -> int:
     queue = list(enumerate(todo, 1))
     lock = threading.Lock()
     children: dict[int, subprocess.Popen] = {}
@@ -146,7 +148,7 @@ def _parallel(plan: Plan, todo: list[tuple[SweepRun, str]], workers: int, gpus: 
             _say(f"[{i}/{len(todo)}] {'resuming' if status == 'partial' else 'training'} {run.variant.label}, "
                  f"seed {run.seed} -> {run.folder} (process {slot}; log {log.name})", quiet)
             with open(log, "ab") as out:
-                child = subprocess.Popen(_argv(plan, run, status), env=_env(slot, workers, gpus), stdout=out,
+                child = subprocess.Popen(_argv(plan, run, status, plugins), env=_env(slot, workers, gpus), stdout=out,
                                          stderr=subprocess.STDOUT, start_new_session=True)
                 with lock:
                     children[slot] = child

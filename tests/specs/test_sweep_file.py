@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from stackform.specs import SpecError, load_spec
-from stackform.specs.sweep import load_sweep
+from stackform.specs.sweep import load_sweep, sweeps_dir
 
 BASE = {"name": "base", "model": {"kind": "decoder", "vocab_size": 259, "max_len": 32, "d_model": 32, "n_heads": 2,
                                   "n_layers": 1, "positional": "rope", "ffn": {"type": "swiglu", "hidden": 64}},
@@ -122,3 +122,13 @@ def test_baseline_is_the_variant_equal_to_the_base_or_the_named_one(write):
     assert load_sweep(write(axes)).baseline == 1  # rope: the base's own value
     assert load_sweep(write(axes + "baseline: {model.positional: alibi}\n")).baseline == 2
     assert load_sweep(write("base: base.yaml\naxes: {model.n_layers: [2, 3]}\n")).baseline == 0  # none equal: the first
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in sweeps_dir().glob("*.yaml")))
+def test_shipped_sweeps_load_by_name(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # found by name from anywhere, with their zoo base
+    sweep = load_sweep(name)
+    assert sweep.path == sweeps_dir() / f"{name}.yaml" and sweep.variants and sweep.file.budget is not None
+    assert all(v.spec is not None for v in sweep.variants)
+    with pytest.raises(SpecError, match="no sweep file or shipped sweep by this name"):
+        load_sweep(name + "-nope")
