@@ -52,6 +52,8 @@ class PipeSafe:
             return None
         try:
             return call(*args)
+        except UnicodeError:  # a text the stream cannot encode is the caller's bug: say so
+            raise
         except (BrokenPipeError, ValueError):  # ValueError: the stream object was closed
             self._quiet()
         except OSError as exc:

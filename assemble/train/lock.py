@@ -133,11 +133,16 @@ def acquire(folder: Path) -> RunLock:
             continue
         except OSError as exc:
             raise TrainingError(f"{path}: cannot create the run folder's lock ({exc.strerror or exc})") from None
-        with os.fdopen(fd, "w") as handle:
-            handle.write(json.dumps(me) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        return RunLock(path)
+        lock = RunLock(path)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(json.dumps(me) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException:  # an interrupt (or a full disk) while writing it: leave no lock behind
+            lock.release()
+            raise
+        return lock
     raise TrainingError(f"{path}: the lock keeps changing hands; is another training starting in {folder}?")
 
 
@@ -145,14 +150,18 @@ def hold(folder: Path, ranks: Any, check: Callable[[], None] = lambda: None) -> 
     """The lock for this process: rank 0 takes it, runs ``check`` while holding it, and tells the
     other ranks whether both went well (each raises the same one-line TrainingError if not)."""
     lock, problem = RunLock(None), None
-    if ranks.is_main:
-        try:
-            lock = acquire(folder)
-            check()
-        except TrainingError as exc:
-            lock.release()
-            problem = str(exc)
-    problem = ranks.broadcast_json(problem)
+    try:
+        if ranks.is_main:
+            try:
+                lock = acquire(folder)
+                check()
+            except TrainingError as exc:
+                lock.release()
+                problem = str(exc)
+        problem = ranks.broadcast_json(problem)
+    except BaseException:  # Ctrl-C while taking it
+        lock.release()
+        raise
     if problem is not None:
         raise TrainingError(problem)
     return lock

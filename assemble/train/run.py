@@ -24,7 +24,7 @@ from . import distributed
 from .consolidate import state_hooks
 from .console import Console, MetricsLog, fmt_duration
 from .device import TrainingError, configure, resolve_device, resolve_precision
-from .lock import LOCK_FILE, check_unlocked, hold
+from .lock import LOCK_FILE, RunLock, check_unlocked, hold
 from .loop import MODEL_FILE, Run, Trainer
 from .loss import loss_function
 from .optim import build_optimizer
@@ -217,8 +217,9 @@ def train(
     ranks = distributed.start(spec, resolve_device(spec.train.device))
     # one trainer per folder (rank 0 holds the lock); once it is held, check the folder again: another
     # run may have finished there between plan() and now
-    lock = hold(out, ranks, lambda: check_owned(out, resume_dir, overwrite, locked=True))
+    lock = RunLock(None)
     try:
+        lock = hold(out, ranks, lambda: check_owned(out, resume_dir, overwrite, locked=True))
         return _train(spec, out, resume_dir, ranks, stop_at_step, quiet)
     finally:
         lock.release()

@@ -142,3 +142,28 @@ def test_only_the_named_plugin_runs(folder):
                           capture_output=True, text=True, timeout=300)
     assert _imported(markers) == [NAMED]
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_compare_never_imports_the_plugins_a_run_folder_lists(tmp_path, monkeypatch, capsys):
+    """A run folder without model.safetensors: its spec.yaml's plugins: are refused, not imported,
+    even when the module is importable; naming it with --plugin is what imports it."""
+    from stackform.assemble.cli import main
+
+    name = f"listed_{os.getpid()}"
+    marker = tmp_path / "ran"
+    (tmp_path / f"{name}.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # importable: still not imported
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"step": 1, "split": "train", "loss": 5.0}\n')
+    (run / "spec.yaml").write_text(yaml.safe_dump({**SPEC, "plugins": [name]}))
+    try:
+        assert main(["compare", str(run), "--out", str(tmp_path / "c.png")]) == 2
+        err = capsys.readouterr().err
+        assert f"the run's spec needs plugins: {name}" in err and f"--plugin {name}" in err
+        assert len(err.strip().splitlines()) == 1
+        assert not marker.exists() and name not in sys.modules
+        assert main(["compare", str(run), "--out", str(tmp_path / "c.png"), "--plugin", name]) == 0
+        assert marker.exists()
+    finally:
+        sys.modules.pop(name, None)
