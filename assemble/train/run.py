@@ -112,10 +112,15 @@ def _out_dir(spec: Spec, out_dir: Any, resume: Path | None, overwrite: bool) -> 
 
 
 def is_run_file(name: str) -> bool:
-    """A name a run writes in its folder: its files, its lock, and their temporary files while saving."""
+    """A name a run writes in its folder: its files, its lock, and the hidden files of saving (the
+    temporary ``.NAME.PID.RANDOM.tmp`` of each file, a pending ``.train_state.*``, ...), which
+    all begin with a dot and the stem of a run file."""
     own = (*RUN_FILES, LOCK_FILE)
-    return (name in own or name.startswith(".write-check.") or name.startswith(f".{LOCK_FILE}.stale.")
-            or (name.endswith(".tmp") and any(name.startswith(f".{f}.") for f in own)))
+    if name in own:
+        return True
+    hidden = name.lstrip(".")
+    return name.startswith(".") and (hidden.startswith("write-check.")
+                                     or any(hidden.startswith(f.split(".")[0] + ".") for f in own))
 
 
 def foreign_files(out: Path) -> list[str]:
@@ -220,9 +225,11 @@ def train(
     lock = RunLock(None)
     try:
         lock = hold(out, ranks, lambda: check_owned(out, resume_dir, overwrite, locked=True))
-        return _train(spec, out, resume_dir, ranks, stop_at_step, quiet)
+        result = _train(spec, out, resume_dir, ranks, stop_at_step, quiet)
     finally:
         lock.release()
+    ranks.barrier()  # every process returns once the folder is free (the next run may start at once)
+    return result
 
 
 def _train(spec: Spec, out: Path, resume_dir: Path | None, ranks: Any, stop_at_step: int | None,

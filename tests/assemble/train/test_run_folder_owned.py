@@ -44,6 +44,7 @@ FOREIGN = {
     "a user's spec alone": {"spec.yaml": "name: mine\n"},
     "a spec and a picture": {"spec.yaml": "name: mine\n", "curves.png": "not ours"},
     "a sub-folder": {"data/train.txt": "text"},
+    "a hidden file": {".git/HEAD": "ref"},
     "a run and a user's file": {"metrics.jsonl": "", "spec.yaml": "name: x\n", "todo.md": "- x"},
 }
 
@@ -81,6 +82,7 @@ def test_a_crashed_runs_leftovers_are_a_run_folder(tmp_path, make_spec):
     (out / "spec.yaml").write_text("name: x\n")
     (out / "metrics.jsonl").write_text('{"step": 1, "split": "train", "loss": 5.0}\n')
     (out / f".model.safetensors.{dead_pid()}.abc123.tmp").write_bytes(b"half")
+    (out / ".train_state.pending.safetensors").write_bytes(b"a state saved before its model")
     write_lock(out, dead_pid())
     result = train(make_spec(steps=2, eval_every=2, samples=0), out_dir=out, quiet=True)
     assert result.step == 2 and not (out / LOCK_FILE).exists()
