@@ -143,7 +143,9 @@ def check_owned(out: Path, resume: Path | None, overwrite: bool, locked: bool = 
     folder or a folder that holds anything but a run's files. Writes nothing."""
     if not out.is_dir():
         return
-    if not locked:  # ``locked``: this process holds the lock
+    # ``locked``: this process holds the lock. Under torchrun only rank 0 checks it (it takes it in
+    # train() and tells the others): another rank may look while its own rank 0 holds it already
+    if not locked and os.environ.get("RANK", "0") == "0":
         check_unlocked(out)
     continues = resume is not None and out.resolve() == resume.resolve()
     if continues or overwrite:  # a resume may go on in a new folder, never over another run
