@@ -2,8 +2,8 @@
 
 ``train.lock`` holds the trainer's pid, host and start time. It is created atomically (``O_EXCL``)
 when training starts and removed when it ends, however it ends (done, an error, Ctrl-C). A lock
-whose process is gone (a ``kill -9``, a power cut) is stale: the next trainer on the same host
-takes it over. A lock from another host cannot be checked from here and is never taken over.
+whose process is gone (a ``kill -9``, a power cut), or whose pid now belongs to a process started
+after the lock was written, is stale: the next trainer on the same host takes it over. A lock from another host cannot be checked from here and is never taken over.
 Under torchrun only rank 0 holds it.
 """
 
@@ -32,6 +32,20 @@ def _alive(pid: int) -> bool:
     except (PermissionError, OverflowError, ValueError):
         return True  # another user's process (or a pid we cannot ask about): assume it runs
     return True
+
+
+def _started_after(pid: int, moment: float) -> bool:
+    """Whether process ``pid`` started after ``moment`` (epoch seconds): then it is not the trainer that
+    wrote the lock but a later process given the same pid (a restarted container counts pids from 1
+    again). Read from /proc on Linux; elsewhere (or unreadable) False."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        with open("/proc/stat") as handle:
+            boot = next(int(line.split()[1]) for line in handle if line.startswith("btime "))
+        started = boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: start time in clock ticks
+    except (OSError, ValueError, IndexError, StopIteration):
+        return False
+    return started > moment + 2.0  # btime has whole seconds
 
 
 def _read(path: Path) -> tuple[bytes, dict[str, Any] | None] | None:
@@ -66,6 +80,9 @@ def _live(path: Path, info: dict[str, Any] | None) -> bool:
             return False
     if info["host"] != socket.gethostname():
         return True  # another machine's process: we cannot tell, so it runs
+    written = info.get("time")
+    if isinstance(written, (int, float)) and _started_after(info["pid"], float(written)):
+        return False  # the pid was given to another process since
     return _alive(info["pid"])
 
 
@@ -118,7 +135,8 @@ def acquire(folder: Path) -> RunLock:
     """Take the lock of ``folder`` (taking over a stale one), or raise a one-line TrainingError
     naming the trainer that holds it."""
     path = folder / LOCK_FILE
-    me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+          "time": time.time()}
     for _ in range(20):
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)

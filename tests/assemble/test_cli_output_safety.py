@@ -130,8 +130,8 @@ INTERRUPTS = {
     # a SIGTERM before the loop's handler is installed (building the model, reading data)
     "SIGTERM while starting": ("train.lock", [signal.SIGTERM]),
     # the first stops the loop and saves; the second lands after the loop, while curves.png is drawn
+    # (Ctrl-C then SIGTERM takes the same path: test_train_faults covers a single Ctrl-C)
     "SIGTERM twice": ("model.safetensors", [signal.SIGTERM, signal.SIGTERM]),
-    "Ctrl-C then SIGTERM": ("model.safetensors", [signal.SIGINT, signal.SIGTERM]),
 }
 
 
@@ -154,3 +154,20 @@ def test_every_interrupt_exits_130(tmp_path, when, signals):
     assert proc.returncode == 130, text
     assert "Traceback" not in text and text.strip().endswith("interrupted"), text
     assert not (out / "train.lock").exists()
+
+
+class _Terminal:
+    def __init__(self, tty: bool):
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+@pytest.mark.parametrize("tty", [True, False], ids=["terminal", "pipe"])
+def test_generated_text_is_escaped_on_a_terminal_only(monkeypatch, tty):
+    from stackform.assemble.cli import generate
+
+    monkeypatch.setattr(sys, "stdout", _Terminal(tty))
+    text = "line 1\n\tline 2 \x1b[2J\x07"
+    assert generate.show(text) == ("line 1\n\tline 2 \\x1b[2J\\x07" if tty else text)

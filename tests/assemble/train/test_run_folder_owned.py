@@ -33,9 +33,10 @@ def dead_pid() -> int:
     return child.pid
 
 
-def write_lock(folder: Path, pid: int, host: str | None = None) -> None:
+def write_lock(folder: Path, pid: int, host: str | None = None, written: float | None = None) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    info = {"pid": pid, "host": host or socket.gethostname(), "started": "2026-01-01 00:00:00"}
+    info = {"pid": pid, "host": host or socket.gethostname(), "started": "2026-01-01 00:00:00",
+            "time": time.time() if written is None else written}
     (folder / LOCK_FILE).write_text(json.dumps(info))
 
 
@@ -101,6 +102,16 @@ def test_a_held_lock_refuses_in_one_line_naming_the_trainer(tmp_path, make_spec,
     assert "another training is running in this folder" in message and f"pid {pid} on" in message
     assert (host or socket.gethostname()) in message and "\n" not in message
     assert snapshot(out) == before
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="process start times come from Linux /proc")
+def test_a_lock_whose_pid_was_given_to_a_later_process_is_stale(tmp_path, make_spec):
+    """After a reboot or a container restart, the pid in a lock may belong to a process that started
+    after the lock was written: the trainer that wrote it is gone."""
+    out = tmp_path / "run"
+    write_lock(out, os.getppid(), written=1_000_000.0)  # alive, but started long after 1970-01-12
+    result = train(make_spec(steps=2, eval_every=2, samples=0), out_dir=out, quiet=True)
+    assert result.step == 2 and not (out / LOCK_FILE).exists()
 
 
 @pytest.mark.parametrize("ending", ["error", "interrupt"])
