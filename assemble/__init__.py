@@ -23,7 +23,11 @@ def _run_as_module() -> bool:
 # `python -m stackform.assemble` puts the current folder first on sys.path before this runs: take it
 # off before torch is imported, or a triton.py (numpy.py, ...) beside a downloaded model would run.
 if _run_as_module():
-    _sys.path[:] = [p for p in _sys.path if _os.path.abspath(p or _os.curdir) != _os.getcwd()]
+    try:
+        _here = _os.getcwd()
+        _sys.path[:] = [p for p in _sys.path if _os.path.abspath(p or _os.curdir) != _here]
+    except OSError:  # the current folder is gone
+        pass
 
 from stackform.registry import StackformError  # noqa: E402
 from stackform.specs import Spec, SpecError, load_spec

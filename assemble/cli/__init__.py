@@ -89,8 +89,11 @@ def _current_folder_off_path() -> Iterator[None]:
     in the same process). torch imports optional modules lazily (triton, tabulate, onnx, ...): a
     ``triton.py`` beside a downloaded model must not be one of them. ``--plugin NAME`` and a spec's
     ``plugins:`` still find ``./NAME.py``: registry.import_plugins imports that one file by path."""
-    here = os.getcwd()
-    removed = [(i, p) for i, p in enumerate(sys.path) if os.path.abspath(p or os.curdir) == here]
+    try:
+        here = os.getcwd()
+        removed = [(i, p) for i, p in enumerate(sys.path) if os.path.abspath(p or os.curdir) == here]
+    except OSError:  # the current folder was deleted: nothing there to import
+        removed = []
     for i, _ in reversed(removed):
         del sys.path[i]
     try:
