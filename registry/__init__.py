@@ -14,13 +14,16 @@ from .core import (
     names,
     params_of,
     register,
+    unimported,
     unknown_message,
     unregister,
 )
 from .dims import Dims
 from .errors import RegistryError, StackformError
+from .text import printable
 
 __all__ = [
     "KINDS", "BlockParams", "Dims", "Entry", "RegistryError", "StackformError", "add_kind", "closest", "ensure_loaded", "example_params", "get",
-    "import_plugins", "list_blocks", "names", "params_of", "register", "unknown_message", "unregister",
+    "import_plugins", "list_blocks", "names", "params_of", "printable", "register", "unimported", "unknown_message",
+    "unregister",
 ]

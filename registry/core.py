@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+import importlib.util
 import os
 import re
 import sys
@@ -139,17 +140,67 @@ _MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 def import_plugins(modules: list[str]) -> None:
     """Import modules named on purpose (a spec's ``plugins:``, the CLI's ``--plugin``): dotted
-    names only, never paths; any failure is one RegistryError naming the module."""
+    names only, never paths; any failure is one RegistryError naming the module.
+
+    An installed module wins. Otherwise ``NAME`` may be ``./NAME.py`` or the package
+    ``./NAME/`` of the current folder: that file alone is imported, and the folder is never
+    put on ``sys.path`` (so nothing else in it can shadow a module torch imports later)."""
     for module in modules:
         if not _MODULE.fullmatch(module):
             raise RegistryError(f"'{module}' is not a module name like my_package.blocks")
         try:
-            importlib.import_module(module)
+            _import_named(module)
         except ImportError as exc:
             raise RegistryError(f"plugin module '{module}' could not be imported: {exc}") from None
         except Exception as exc:  # the plugin's own code failed while importing
             raise RegistryError(f"plugin module '{module}' failed while importing: "
                                 f"{type(exc).__name__}: {exc}") from None
+
+
+def _import_named(module: str) -> None:
+    if module in sys.modules:
+        return
+    top = module.partition(".")[0]
+    if top not in sys.modules and importlib.util.find_spec(top) is None:
+        local = _current_folder_module(top)
+        if local is not None:
+            _import_file(top, *local)
+    importlib.import_module(module)
+
+
+def _current_folder_module(name: str) -> tuple[str, bool] | None:
+    """(path, is_package) of ``./name.py`` or ``./name/__init__.py``, or None."""
+    folder = os.path.join(os.getcwd(), name)
+    if os.path.isfile(os.path.join(folder, "__init__.py")):
+        return os.path.join(folder, "__init__.py"), True
+    if os.path.isfile(folder + ".py"):
+        return folder + ".py", False
+    return None
+
+
+def _import_file(name: str, path: str, package: bool) -> None:
+    """Import one file as module ``name`` (a package's submodules come from its own folder)."""
+    locations = [os.path.dirname(path)] if package else None
+    spec = importlib.util.spec_from_file_location(name, path, submodule_search_locations=locations)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{path} cannot be imported")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+
+
+def unimported(plugins: object) -> list[str]:
+    """The entries of a stored ``plugins:`` list that are not imported yet (an entry that is not a
+    string counts as not imported). Viewers refuse those instead of importing them: a file never
+    decides what code runs."""
+    if not isinstance(plugins, list):
+        return []
+    _ensure_loaded()  # installed entry-point plugins count as imported (they load on any lookup)
+    return [str(p) for p in plugins if not isinstance(p, str) or p not in sys.modules]
 
 
 def edit_distance(a: str, b: str) -> int:

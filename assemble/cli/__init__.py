@@ -5,12 +5,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
+import signal
 import sys
 import traceback
+from typing import Iterator
 
-from stackform.registry import StackformError, import_plugins
+from stackform.registry import StackformError, import_plugins, printable
 
 # (module, help) in the order `stackform --help` lists them; modules import lazily.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -29,7 +32,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class _IntermixedParser(argparse.ArgumentParser):
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose error line shows what the user typed with control characters escaped."""
+
+    def error(self, message: str):  # type: ignore[override]
+        super().error(printable(message))
+
+
+class _IntermixedParser(_Parser):
     """A sub-command parser that takes flags between positionals: ``train SPEC --steps 5 KEY=VALUE``."""
 
     _mixing = False
@@ -47,7 +57,7 @@ class _IntermixedParser(argparse.ArgumentParser):
 def parser() -> argparse.ArgumentParser:
     from stackform.assemble.version import __version__
 
-    top = argparse.ArgumentParser(
+    top = _Parser(
         prog="stackform", description="Build, train and inspect Transformers from YAML specs.",
     )
     top.add_argument("--version", action="version", version=f"stackform {__version__}")
@@ -74,23 +84,80 @@ def _import_plugins(modules: list[str]) -> None:
             raise StackformError(f"--plugin {module}: {exc}") from None
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; user errors print one line and return 2 (tracebacks only with --debug)."""
-    args = parser().parse_args(argv)
-    if not getattr(args, "_run", None):
-        parser().print_help()
-        return 2
-    # The current folder is importable, last (it never shadows an installed module), as under
-    # `python -m`: `plugins: [my_blocks]` and `--plugin my_blocks` find ./my_blocks.py.
-    if os.getcwd() not in sys.path:
-        sys.path.append(os.getcwd())
+@contextlib.contextmanager
+def _current_folder_off_path() -> Iterator[None]:
+    """Take the current folder off ``sys.path`` while the command runs (put back after, for callers
+    in the same process). torch imports optional modules lazily (triton, tabulate, onnx, ...): a
+    ``triton.py`` beside a downloaded model must not be one of them. ``--plugin NAME`` and a spec's
+    ``plugins:`` still find ``./NAME.py``: registry.import_plugins imports that one file by path."""
     try:
+        here = os.getcwd()
+        removed = [(i, p) for i, p in enumerate(sys.path) if os.path.abspath(p or os.curdir) == here]
+    except OSError:  # the current folder was deleted: nothing there to import
+        removed = []
+    for i, _ in reversed(removed):
+        del sys.path[i]
+    try:
+        yield
+    finally:
+        for i, entry in removed:
+            sys.path.insert(min(i, len(sys.path)), entry)
+
+
+def _sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # outside the training loop a SIGTERM stops like Ctrl-C: exit 130
+
+
+@contextlib.contextmanager
+def _interrupts_exit_130() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt as SIGINT does, so that every interrupt, at any moment (a
+    second one during the final save too), ends in ``interrupted`` and exit status 130, not 143."""
+    previous = None
+    with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            previous = signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _pipe_safe_output() -> Iterator[None]:
+    """stdout and stderr that go quiet, instead of raising, once their reader is gone
+    (``stackform train ... | head -1``): the command carries on and saves its files."""
+    from stackform.assemble.train.console import PipeSafe
+
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = PipeSafe.wrap(sys.stdout), PipeSafe.wrap(sys.stderr)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; user errors print one line and return 2 (tracebacks only with --debug); an
+    interrupt (Ctrl-C, SIGTERM) returns 130."""
+    with _interrupts_exit_130(), _pipe_safe_output(), _current_folder_off_path():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
+    debug = False
+    try:
+        args = parser().parse_args(argv)
+        debug = args.debug
+        if not getattr(args, "_run", None):
+            parser().print_help()
+            return 2
         _import_plugins(args.plugin)
         return int(args._run(args) or 0)
     except StackformError as exc:
-        if args.debug:
+        if debug:
             traceback.print_exc()
-        print(f"error: {exc}" if "\n" not in str(exc) else str(exc), file=sys.stderr)
+        print(f"error: {printable(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

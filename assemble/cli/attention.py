@@ -11,6 +11,7 @@ from stackform.assemble.checkpoint import load
 from stackform.assemble.viz.attention import TITLES
 from stackform.assemble.viz.errors import VizError
 from stackform.assemble.viz.figure import check_image_path
+from stackform.registry import printable
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -62,11 +63,11 @@ def run(args: argparse.Namespace) -> int:
     maps = text_attention(model, args.text, args.tgt, args.max_new)
     chosen = select(maps, args.kind, args.layer, args.head)  # checks --kind, --layer, --head
     for m, _, _ in chosen:
-        print(f"{m.title}: {m.n_layers} layers x {m.n_heads} heads x {len(m.queries)} queries x {len(m.keys)} keys")
+        print(printable(f"{m.title}: {m.n_layers} layers x {m.n_heads} heads x {len(m.queries)} queries x {len(m.keys)} keys"))
     name = f"{model.spec.name}: {args.text if len(args.text) <= 40 else args.text[:37] + '...'}"
     if args.out:
-        print(f"heatmaps: {plot_attention(maps, args.out, kind=args.kind, layer=args.layer, head=args.head)}")
+        print(printable(f"heatmaps: {plot_attention(maps, args.out, kind=args.kind, layer=args.layer, head=args.head)}"))
     if args.html:
         shown = [m for m, _, _ in chosen] if args.kind else maps
-        print(f"page: {write_attention_page(shown, args.html, name)}")
+        print(printable(f"page: {write_attention_page(shown, args.html, name)}"))
     return 0

@@ -7,7 +7,7 @@ import argparse
 import torch
 
 from stackform.assemble.bench import device_of, nonnegative_int, positive_int
-from stackform.registry import StackformError
+from stackform.registry import StackformError, printable
 
 GPT_SHAPE = ["model.positional=learned", "model.residual=pre", "model.norm=layernorm", "model.attention=mha"]
 COMPILE_MODES = ["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
@@ -65,9 +65,9 @@ def run(args: argparse.Namespace) -> int:
     idx = torch.randint(0, min(spec.model.vocab_size, 256), (batch, seq + 1), generator=g).to(device)
     data = (idx[:, :-1].contiguous(), idx[:, 1:].contiguous())
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
-    print(f"bench: {spec.name} d_model {spec.model.d_model} x {spec.model.n_layers} layers, batch {batch}, seq {seq}, "
+    print(printable(f"bench: {spec.name} d_model {spec.model.d_model} x {spec.model.n_layers} layers, batch {batch}, seq {seq}, "
           f"{device_name or 'cpu'} ({torch.get_num_threads()} threads), torch {torch.__version__}, "
-          f"{'bf16' if bf16 else 'fp32'}, compile {args.compile or 'off'}")
+          f"{'bf16' if bf16 else 'fp32'}, compile {args.compile or 'off'}"))
     try:
         reference = reference_step(spec, data, device, bf16, args.compile)
     except ValueError as exc:  # the hand-written reference holds one architecture
@@ -81,5 +81,5 @@ def run(args: argparse.Namespace) -> int:
     if args.peers:
         contestants += peer_steps(spec, data, device, bf16, args.compile)
     run_alternating(contestants, device, args.steps, args.repeats, args.warmup)
-    print(table(contestants, spec, seq, device_name))
+    print(printable(table(contestants, spec, seq, device_name), keep="\n"))
     return 0

@@ -7,6 +7,7 @@ import argparse
 
 from stackform.assemble.viz.errors import VizError
 from stackform.assemble.viz.figure import check_image_path
+from stackform.registry import printable
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,10 +30,10 @@ def run(args: argparse.Namespace) -> int:
     width = max(len(r[0]) for r in rows)
     print(f"{'run':<{width}} {'steps':>7} {'train loss':>11} {'best val':>9}")
     for row in rows:
-        print(f"{row[0]:<{width}} {row[1]:>7} {row[2]:>11} {row[3]:>9}")
-    print("\n".join(label.replace("\n", " ") for label in legend_labels(runs, width=10_000)))
+        print(printable(f"{row[0]:<{width}} {row[1]:>7} {row[2]:>11} {row[3]:>9}"))
+    print("\n".join(printable(label.replace("\n", " ")) for label in legend_labels(runs, width=10_000)))
     note = not_comparable(runs)
     if note:
-        print(note)
-    print(f"curves: {plot_runs(runs, args.out, x=args.x, log_y=args.log_y, title=args.title)}")
+        print(printable(note))
+    print(printable(f"curves: {plot_runs(runs, args.out, x=args.x, log_y=args.log_y, title=args.title)}"))
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 import torch
 
@@ -11,6 +12,15 @@ from stackform.assemble.generation import GenerationError, generate, generate_se
 from stackform.assemble.generation.checks import not_generative
 from stackform.assemble.models import DecoderModel, EncoderDecoderModel
 from stackform.assemble.tokenizer import ByteTokenizer
+from stackform.registry import printable
+
+
+
+def show(text: str) -> str:
+    """Generated text as printed: raw into a pipe or file (it is the product); on a terminal, as
+    ``ls`` does, its control characters are escaped (lines and tabs kept), so a model cannot move
+    the cursor, retitle the window or rewrite the screen."""
+    return printable(text, keep="\n\t") if sys.stdout.isatty() else text
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -79,12 +89,12 @@ def run(args: argparse.Namespace) -> int:
         src = torch.tensor([tok.encode(args.src)], device=device)  # [1, s]
         out = generate_seq2seq(model, src, args.max_new, beam=args.beam, length_penalty=args.alpha,
                                temperature=0.0 if args.temperature is None else args.temperature, **sampling)
-        print(tok.decode(out[0].tolist()))
+        print(show(tok.decode(out[0].tolist())))
         return 0
     prompt = args.prompt or ""
     # training streams end each document with eos, so eos is also what precedes a new one
     ids = torch.tensor([[tok.eos_id] + tok.encode(prompt)], device=device)  # [1, 1 + t]
     out = generate(model, ids, args.max_new, temperature=1.0 if args.temperature is None else args.temperature,
                    **sampling)
-    print(prompt + tok.decode(out[0, ids.shape[1]:].tolist()))
+    print(show(prompt + tok.decode(out[0, ids.shape[1]:].tolist())))
     return 0

@@ -10,6 +10,8 @@ import argparse
 
 import torch
 
+from stackform.registry import printable
+
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -34,11 +36,11 @@ def run(args: argparse.Namespace) -> int:
             out = export_hf(args.checkpoint, args.out, family=args.family)
         except FamilyError as exc:  # the flag is what was wrong: name it
             raise InteropError(f"--family {exc.family}: {exc.problem}") from None
-        print(f"wrote {out}/config.json, {out}/model.safetensors")
+        print(printable(f"wrote {out}/config.json, {out}/model.safetensors"))
         return 0
     model = import_hf(args.folder, args.out, name=args.name, dtype=DTYPES.get(args.dtype),
                       overwrite=args.overwrite)
     spec = model.spec.model
-    print(f"{model.spec.name}: {spec.kind}, {model.num_parameters():,} parameters")
-    print(f"wrote {args.out}/spec.yaml, {args.out}/model.safetensors")
+    print(printable(f"{model.spec.name}: {spec.kind}, {model.num_parameters():,} parameters"))
+    print(printable(f"wrote {args.out}/spec.yaml, {args.out}/model.safetensors"))
     return 0

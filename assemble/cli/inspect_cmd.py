@@ -11,6 +11,7 @@ import os
 from stackform.assemble.build import assemble
 from stackform.assemble.inspect import PRECISION_BYTES, InspectError, block_rows, training_memory
 from stackform.assemble.models import StackformModel
+from stackform.registry import printable
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -58,15 +59,15 @@ def _positive(value: int | None, flag: str) -> None:
 def print_table(model: StackformModel, context: int | None, show_all: bool) -> None:
     rows = block_rows(model, context)
     spec = model.spec
-    print(f"{spec.name}: {spec.model.kind}, d_model {spec.model.d_model}, {spec.model.n_heads} heads, "
-          f"vocab {spec.model.vocab_size}, max_len {spec.model.max_len}")
+    print(printable(f"{spec.name}: {spec.model.kind}, d_model {spec.model.d_model}, {spec.model.n_heads} heads, "
+          f"vocab {spec.model.vocab_size}, max_len {spec.model.max_len}"))
     print(f"{'block':<44} {'type':<22} {'params':>10} {'FLOPs/token':>12}")
     shown = 0
     for row in rows:
         layer = row.path.split(".layers.")
         if not show_all and len(layer) > 1 and not layer[1].startswith("0."):
             continue  # layers repeat: show layer 0, count all
-        print(f"{row.path:<44} {row.type:<22} {_human(row.params):>10} {_human(row.flops):>12}")
+        print(printable(f"{row.path:<44} {row.type:<22} {_human(row.params):>10} {_human(row.flops):>12}"))
         shown += 1
     if not show_all and shown < len(rows):
         print(f"({len(rows) - shown} more blocks in layers 1.. not shown; --all lists them)")
@@ -105,5 +106,5 @@ def run(args: argparse.Namespace) -> int:
     if args.diagram:
         from stackform.assemble.viz.diagram import draw_architecture
 
-        print(f"diagram: {draw_architecture(model, args.diagram)}")
+        print(printable(f"diagram: {draw_architecture(model, args.diagram)}"))
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from stackform import registry
+from stackform.registry import printable
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         params = ", ".join(
             f"{r['name']}={r['default']}" for r in registry.params_of(entry)
         )
-        print(f"{entry.kind:<11} {entry.name:<15} {entry.doc}")
+        print(printable(f"{entry.kind:<11} {entry.name:<15} {entry.doc}"))
         if params:
-            print(f"{'':<27} params: {params}")
+            print(printable(f"{'':<27} params: {params}"))
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from stackform.registry import StackformError
+from stackform.registry import StackformError, printable
 from stackform.specs import schema_text
 
 
@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
                 handle.write(text)
         except OSError as exc:
             raise StackformError(f"--out {args.out}: cannot write ({exc.strerror or exc})") from None
-        print(f"wrote {args.out}")
+        print(printable(f"wrote {args.out}"))
     else:
         print(text, end="")
     return 0

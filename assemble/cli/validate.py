@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from stackform.registry import printable
 from stackform.specs import SpecError, load_spec
 
 
@@ -23,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
         except SpecError as exc:
             failed += 1
             for issue in exc.issues:
-                print(str(issue), file=sys.stderr)
+                print(printable(issue), file=sys.stderr)
             continue
-        print(f"{name}: ok ({spec.name}, {spec.model.kind})")
+        print(printable(f"{name}: ok ({spec.name}, {spec.model.kind})"))
     return 2 if failed else 0

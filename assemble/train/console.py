@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -9,7 +10,74 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from stackform.registry import printable
+
 from ..checkpoint import atomic_write
+
+# A reader that left (EPIPE), a descriptor closed under us (EBADF), a terminal that went away (EIO).
+_GONE = (errno.EPIPE, errno.EBADF, errno.EIO)
+
+
+class PipeSafe:
+    """A text stream that goes quiet, instead of raising, once nobody reads it: ``train ... | head -1``
+    closes the pipe after one line, and the run must still train and save. After the first failed
+    write its descriptor points to /dev/null, so the interpreter's last flush (and any child process
+    that inherits it) writes nowhere instead of failing too."""
+
+    def __init__(self, stream: TextIO):
+        self._stream = stream
+        self.broken = False
+
+    @classmethod
+    def wrap(cls, stream: TextIO | None) -> "PipeSafe":
+        """``stream`` made pipe-safe (once); a missing stream (started with ``>&-``) writes to /dev/null."""
+        if isinstance(stream, PipeSafe):
+            return stream
+        return cls(stream if stream is not None else open(os.devnull, "w"))
+
+    def _quiet(self) -> None:
+        self.broken = True
+        try:
+            fd = self._stream.fileno()
+            null = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(null, fd)
+            finally:
+                os.close(null)
+        except (OSError, ValueError, AttributeError):
+            pass  # no descriptor (an in-memory stream): staying quiet is enough
+
+    def _guard(self, call, *args):
+        if self.broken:
+            return None
+        try:
+            return call(*args)
+        except UnicodeError:  # a text the stream cannot encode is the caller's bug: say so
+            raise
+        except (BrokenPipeError, ValueError):  # ValueError: the stream object was closed
+            self._quiet()
+        except OSError as exc:
+            if exc.errno not in _GONE:
+                raise
+            self._quiet()
+        return None
+
+    def write(self, text: str) -> int:
+        self._guard(self._stream.write, text)
+        return len(text)
+
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        self._guard(self._stream.flush)
+
+    def isatty(self) -> bool:
+        return not self.broken and bool(self._guard(self._stream.isatty))
+
+    def __getattr__(self, name: str) -> Any:  # encoding, fileno, ...: the wrapped stream's
+        return getattr(self._stream, name)
 
 
 def strict_json(record: dict[str, Any]) -> dict[str, Any]:
@@ -75,7 +143,7 @@ class Console:
     """A tqdm bar (loss, lr, tokens/s) when ``stream`` is a terminal, else one plain line per log step."""
 
     def __init__(self, total: int, initial: int, quiet: bool = False, stream: TextIO | None = None):
-        self.stream = stream or sys.stderr
+        self.stream = PipeSafe.wrap(stream or sys.stderr)
         self.quiet = quiet
         self.bar = None
         if not quiet and self.stream.isatty() and not os.environ.get("STACKFORM_NO_BAR"):
@@ -94,8 +162,10 @@ class Console:
             self.line(f"step {step}/{self.total}  {fmt_metrics(metrics)}  [{fmt_duration(elapsed)}]")
 
     def line(self, text: str) -> None:
+        """Print one line; user strings in it (paths, names, devices) show with control characters escaped."""
         if self.quiet:
             return
+        text = printable(text, keep="\n")
         if self.bar is not None:
             self.bar.write(text, file=self.stream)
         else:
@@ -103,4 +173,7 @@ class Console:
 
     def close(self) -> None:
         if self.bar is not None:
-            self.bar.close()
+            try:
+                self.bar.close()
+            except (OSError, ValueError):  # the bar's last refresh on a stream that went away
+                pass

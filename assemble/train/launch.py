@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from typing import Sequence
@@ -38,10 +39,29 @@ def check_launch(nproc: int, spec: Spec | None) -> None:
 
 
 def launch(nproc: int, argv: Sequence[str]) -> int:
-    """Run torchrun with ``argv`` (the train command's arguments without --nproc); its exit status."""
-    process = subprocess.Popen(torchrun_command(nproc, argv))
-    while True:
-        try:
-            return process.wait()
-        except KeyboardInterrupt:  # torchrun got the same Ctrl-C and stops its workers; wait for it
-            continue
+    """Run torchrun with ``argv`` (the train command's arguments without --nproc); its exit status,
+    or 130 when this command was interrupted: a Ctrl-C reaches torchrun and its workers by itself
+    (they save and stop), a SIGTERM to this process is passed on to torchrun once.
+    PYTHONSAFEPATH keeps the current folder off sys.path in torchrun and in every worker."""
+    process = subprocess.Popen(torchrun_command(nproc, argv), env={**os.environ, "PYTHONSAFEPATH": "1"})
+    interrupted = []
+
+    def forward(signum, frame):
+        interrupted.append(signum)
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, forward)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        while True:
+            try:
+                status = process.wait()
+                return 130 if interrupted else status
+            except KeyboardInterrupt:  # torchrun got the same Ctrl-C and stops its workers; wait for it
+                interrupted.append(signal.SIGINT)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

@@ -13,6 +13,7 @@ import torch
 import yaml
 
 from stackform.blocks import Stack
+from stackform.registry import printable
 from stackform.specs import Spec, load_spec
 
 from ..build import build_model
@@ -23,6 +24,7 @@ from . import distributed
 from .consolidate import state_hooks
 from .console import Console, MetricsLog, fmt_duration
 from .device import TrainingError, configure, resolve_device, resolve_precision
+from .lock import LOCK_FILE, RunLock, check_unlocked, hold
 from .loop import MODEL_FILE, Run, Trainer
 from .loss import loss_function
 from .optim import build_optimizer
@@ -32,6 +34,8 @@ from .state import STATE_FILE, Counters, load_train_state
 from .summary import header, summary
 
 RUN_FILES = (MODEL_FILE, STATE_FILE, "metrics.jsonl", "spec.yaml", "curves.png", "samples.txt")
+# Files only a run has: a folder with run files but none of these (a lone spec.yaml) is the user's.
+RUN_EVIDENCE = (MODEL_FILE, STATE_FILE, "metrics.jsonl")
 
 
 @dataclass
@@ -96,14 +100,7 @@ def _out_dir(spec: Spec, out_dir: Any, resume: Path | None, overwrite: bool) -> 
     if out_dir is not None and not str(out_dir).strip():
         raise TrainingError("--out-dir: an empty path; give a folder (default: runs/<spec name>)")
     out = Path(out_dir or resume or spec.train.out_dir or Path("runs") / spec.name)
-    continues = resume is not None and out.resolve() == resume.resolve()
-    if not continues and not overwrite:  # a resume may go on in a new folder, never over another run
-        taken = [name for name in (MODEL_FILE, STATE_FILE) if (out / name).exists()]
-        if taken:
-            raise TrainingError(
-                f"{out} already holds a run ({taken[0]}): continue it with --resume {out}, "
-                "start over with --overwrite, or pick another --out-dir"
-            )
+    check_owned(out, resume, overwrite)
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out, prefix=".write-check."):
@@ -112,6 +109,58 @@ def _out_dir(spec: Spec, out_dir: Any, resume: Path | None, overwrite: bool) -> 
         raise TrainingError(f"{out}: the run folder is not writable ({exc.strerror or exc}); "
                             "pick another --out-dir") from None
     return out
+
+
+def is_run_file(name: str) -> bool:
+    """A name a run writes in its folder: its files, its lock, and the hidden files of saving (the
+    temporary ``.NAME.PID.RANDOM.tmp`` of each file, a pending ``.train_state.*``, ...), which
+    all begin with a dot and the stem of a run file."""
+    own = (*RUN_FILES, LOCK_FILE)
+    if name in own:
+        return True
+    hidden = name.lstrip(".")
+    return name.startswith(".") and (hidden.startswith("write-check.")
+                                     or any(hidden.startswith(f.split(".")[0] + ".") for f in own))
+
+
+def foreign_files(out: Path) -> list[str]:
+    """What in ``out`` is not a stackform run's: every entry that is not a run file, or every entry when
+    none shows a run (a spec.yaml with no metrics.jsonl or checkpoint is the user's own spec)."""
+    try:
+        names = sorted(os.listdir(out))
+    except NotADirectoryError:
+        return []  # a file: mkdir says so
+    except OSError:
+        return []
+    foreign = [n for n in names if not is_run_file(n)]
+    if not foreign and names and not any(n in RUN_EVIDENCE for n in names):
+        foreign = [n for n in names if n in RUN_FILES]  # spec.yaml, curves.png, samples.txt
+    return foreign
+
+
+def check_owned(out: Path, resume: Path | None, overwrite: bool, locked: bool = False) -> None:
+    """Refuse, in one line, a folder a live trainer holds, and (unless ``overwrite``) another run's
+    folder or a folder that holds anything but a run's files. Writes nothing."""
+    if not out.is_dir():
+        return
+    # ``locked``: this process holds the lock. Under torchrun only rank 0 checks it (it takes it in
+    # train() and tells the others): another rank may look while its own rank 0 holds it already
+    if not locked and os.environ.get("RANK", "0") == "0":
+        check_unlocked(out)
+    continues = resume is not None and out.resolve() == resume.resolve()
+    if continues or overwrite:  # a resume may go on in a new folder, never over another run
+        return
+    taken = [name for name in (MODEL_FILE, STATE_FILE) if (out / name).exists()]
+    if taken:
+        raise TrainingError(
+            f"{out} already holds a run ({taken[0]}): continue it with --resume {out}, "
+            "start over with --overwrite, or pick another --out-dir"
+        )
+    foreign = foreign_files(out)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" (+{len(foreign) - 5} more)" if len(foreign) > 5 else "")
+        raise TrainingError(f"{out}: not a stackform run folder (it holds {shown}); training writes "
+                            f"{', '.join(RUN_FILES)} there: pick a new or empty --out-dir, or give --overwrite")
 
 
 def _check_disk(out: Path, model: torch.nn.Module) -> None:
@@ -173,6 +222,20 @@ def train(
     resume_dir = Path(resume) if resume is not None else None
     spec, out = plan(spec, overrides, out_dir, resume, overwrite)
     ranks = distributed.start(spec, resolve_device(spec.train.device))
+    # one trainer per folder (rank 0 holds the lock); once it is held, check the folder again: another
+    # run may have finished there between plan() and now
+    lock = RunLock(None)
+    try:
+        lock = hold(out, ranks, lambda: check_owned(out, resume_dir, overwrite, locked=True))
+        result = _train(spec, out, resume_dir, ranks, stop_at_step, quiet)
+    finally:
+        lock.release()
+    ranks.barrier()  # every process returns once the folder is free (the next run may start at once)
+    return result
+
+
+def _train(spec: Spec, out: Path, resume_dir: Path | None, ranks: Any, stop_at_step: int | None,
+           quiet: bool) -> TrainResult:
     device = ranks.device
     amp_dtype = resolve_precision(spec.train.precision, device)
     configure(device)
@@ -219,5 +282,5 @@ def train(
     result = TrainResult(out, counters.step, stopped, metrics, trainer.elapsed(), spec, model, lines,
                          samples_error, counters.skipped)
     if not quiet and ranks.is_main:
-        print(summary(result, RUN_FILES))
+        print(printable(summary(result, RUN_FILES), keep="\n"))
     return result

@@ -13,7 +13,8 @@ from safetensors import safe_open
 
 from stackform.assemble.checkpoint import spec_of
 from stackform.assemble.errors import CheckpointError
-from stackform.specs import Spec, load_spec
+from stackform.registry import unimported
+from stackform.specs import Spec, read_source, validate_source
 
 from .errors import VizError
 
@@ -83,8 +84,21 @@ def run_spec(folder: Path) -> Spec:
     if (folder / "model.safetensors").is_file():
         return checkpoint_spec(folder / "model.safetensors")
     if (folder / "spec.yaml").is_file():
-        return load_spec(folder / "spec.yaml")
+        return _stored_spec(folder / "spec.yaml")
     raise VizError(f"{folder}: a run folder needs model.safetensors or spec.yaml (neither is there)")
+
+
+def _stored_spec(path: Path) -> Spec:
+    """A run's spec.yaml, read as a viewer reads it: the ``plugins:`` it lists are never imported
+    (a downloaded run folder does not decide what code runs); unless the user imported them
+    (``--plugin``), the spec is refused in one line."""
+    source = read_source(path)
+    missing = unimported(source.data.get("plugins")) if isinstance(source.data, dict) else []
+    if missing:
+        raise VizError(f"{path}: the run's spec needs plugins: {', '.join(missing)}; reading a run folder never "
+                       f"imports code, so import them yourself if you trust them (--plugin {missing[0]}) "
+                       "and try again")
+    return validate_source(source)
 
 
 def read_run(path: str | os.PathLike) -> Run:
