@@ -1,0 +1,134 @@
+"""Sizes of the model a spec describes, by arithmetic, before anything is allocated.
+
+``sample_model`` builds on the meta device (no memory) one layer per distinct layer plan
+of each stack, whatever its blocks are (plugins included), and remembers how many layers
+each built one stands for. From that, tensor names, shapes, dtypes, parameter counts and
+bytes follow by multiplication: a 10**6-layer spec is sized in the time of one layer.
+``check_fits`` refuses, naming the spec key, a model that cannot fit this machine.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from stackform.blocks import Stack
+from stackform.registry import StackformError
+from stackform.specs import Spec
+
+
+class ModelSizeError(StackformError, ValueError):
+    """A spec whose model cannot be built (sizes overflow) or cannot fit this machine."""
+
+
+@dataclass
+class SampledModel:
+    """A meta-device model with one layer per distinct layer plan, and the layers each stands for."""
+
+    model: nn.Module
+    # "stack.layers." -> [(built index, first layer, repeat), ...] in layer order
+    runs: dict[str, list[tuple[int, int, int]]] = field(default_factory=dict)
+
+    def repeats(self, name: str) -> int:
+        """How many layers of the real model the built tensor or module ``name`` stands for."""
+        for prefix, runs in self.runs.items():
+            if name.startswith(prefix):
+                index = int(name[len(prefix):].split(".", 1)[0])
+                return sum(repeat for built, _, repeat in runs if built == index)
+        return 1
+
+    def state(self) -> Iterator[tuple[str, tuple[int, ...], torch.dtype]]:
+        """(name, shape, dtype) of every entry of the real model's ``state_dict`` (tied aliases too)."""
+        state = self.model.state_dict(keep_vars=True)
+        for name, tensor in state.items():
+            prefix = next((p for p in self.runs if name.startswith(p)), None)
+            if prefix is None:
+                yield name, tuple(tensor.shape), tensor.dtype
+                continue
+            index, rest = name[len(prefix):].split(".", 1)
+            for built, first, repeat in self.runs[prefix]:
+                if built == int(index):
+                    for layer in range(first, first + repeat):
+                        yield f"{prefix}{layer}.{rest}", tuple(tensor.shape), tensor.dtype
+
+    def state_count(self) -> int:
+        """Entries of the real model's ``state_dict``, by arithmetic."""
+        return sum(self.repeats(name) for name in self.model.state_dict(keep_vars=True))
+
+    def parameters(self) -> int:
+        """Parameters of the real model, tied weights once."""
+        return sum(p.numel() * self.repeats(n) for n, p in self.model.named_parameters())
+
+    def bytes_by_part(self) -> dict[str, int]:
+        """Bytes of parameters and buffers (non-persistent tables too), by the spec key that sizes them."""
+        parts: dict[str, int] = {}
+        named = list(self.model.named_parameters()) + list(self.model.named_buffers())
+        for name, tensor in named:
+            key = _key_of(name, any(name.startswith(p) for p in self.runs))
+            parts[key] = parts.get(key, 0) + tensor.numel() * tensor.element_size() * self.repeats(name)
+        return parts
+
+
+def _key_of(name: str, in_layers: bool) -> str:
+    if in_layers:
+        return "model.n_layers"
+    if ".positional." in f".{name}":
+        return "model.max_len"
+    if "embed" in name.split(".")[0] or name.split(".")[0] == "head":
+        return "model.vocab_size"
+    return "model.d_model"
+
+
+def sample_model(spec: Spec, where: str) -> SampledModel:
+    """Build ``spec``'s sample on the meta device; sizes torch cannot represent are one ModelSizeError."""
+    from .build import build_model
+
+    try:
+        with torch.device("meta"):
+            model = build_model(spec, sample=True)
+    except (RuntimeError, ValueError, OverflowError, MemoryError, ArithmeticError, IndexError, TypeError) as exc:
+        reason = (str(exc).strip() or type(exc).__name__).splitlines()[0][:160]
+        raise ModelSizeError(f"{where}: the model this spec describes cannot be built ({reason})") from None
+    runs = {f"{name}.layers.": module.layer_runs for name, module in model.named_modules()
+            if isinstance(module, Stack) and hasattr(module, "layer_runs")}
+    return SampledModel(model, runs)
+
+
+def machine_memory(device: torch.device) -> tuple[int, str]:
+    """(bytes, what) of the memory a model on ``device`` can use: device memory on CUDA, RAM otherwise."""
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        props = torch.cuda.get_device_properties(index)
+        return int(props.total_memory), f"{device} memory"
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "RAM"
+    except (ValueError, OSError, AttributeError):  # no sysconf: assume it fits
+        return 1 << 62, "RAM"
+
+
+def human_bytes(n: float) -> str:
+    for unit, size in (("PiB", 2**50), ("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:,.1f} {unit}"
+    return f"{int(n)} B"
+
+
+FORCE_HINT = "pass --force-size (allow_large=True in Python) to build it anyway"
+
+
+def check_fits(parts: dict[str, int], device: torch.device, what: str, where: str, key_hint: str = "") -> None:
+    """Refuse (ModelSizeError naming the largest part's spec key) when ``parts`` exceed the machine's memory."""
+    if device.type == "meta":
+        return
+    total = sum(parts.values())
+    memory, label = machine_memory(device)
+    if total <= memory:
+        return
+    key = max(parts, key=lambda k: parts[k])
+    shown = ", ".join(f"{k} {human_bytes(v)}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]) if v)
+    raise ModelSizeError(f"{where}{key}: {what} needs {human_bytes(total)} ({shown}) but this machine has "
+                         f"{human_bytes(memory)} of {label}; lower {key}{key_hint}, or {FORCE_HINT}")
