@@ -169,8 +169,8 @@ def spec_of(metadata: dict[str, str], path: str) -> Spec:
     except SpecError as exc:
         message = str(exc).removeprefix(f"{where}: ")
         if message.startswith("not valid JSON"):
-            message = message.replace("not valid JSON", "is not valid JSON", 1)
-        raise CheckpointError(f"{path}: the spec in the metadata {message}") from None
+            raise CheckpointError(f"{path}: the spec in the metadata is {message}") from None
+        raise CheckpointError(f"the spec stored in {exc}") from None
     _refuse_plugins(src.data, path)
     try:
         return validate_source(src)
@@ -197,7 +197,7 @@ def _refuse_plugins(data: Any, path: str) -> None:
 def _tied(metadata: dict[str, str], path: str) -> dict[str, str]:
     try:
         tied = json.loads(metadata.get(TIED_KEY, "{}"))
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # not JSON, or an integer of over 4300 digits
         tied = None
     if not isinstance(tied, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in tied.items()):
         raise CheckpointError(f"{path}: the tied-weights entry ({TIED_KEY}) in the metadata is not a name -> name map")
@@ -259,7 +259,8 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu", dtype: tor
     sample = check_against_spec(spec, header_of(tensors), str(path), _file_bytes(path))
     if not allow_large:
         check_fits(sample.bytes_by_part(), device if device.type != "meta" else torch.device("cpu"),
-                   "loading this checkpoint", f"{path}: the stored spec: ", "")
+                   "loading this checkpoint", f"{path}: the stored spec: ",
+                   force_hint="load(..., allow_large=True) to build it anyway")
     model = build_model(spec)
     model.load_state_dict(tensors, strict=True)
     return model.to(device=device, dtype=dtype) if dtype is not None else model.to(device)

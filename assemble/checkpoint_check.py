@@ -8,8 +8,10 @@ layers is refused in about a second, from its own numbers.
 from __future__ import annotations
 
 import itertools
+import json
 import os
-from typing import Iterable
+from collections.abc import Mapping
+from typing import Any, Iterable, Iterator
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -37,15 +39,12 @@ def stored_elements(sample: SampledModel) -> dict[str, int]:
     """Numbers a checkpoint of the sampled spec stores (parameters and persistent buffers, tied ones
     once), by the spec key that sizes them. Each takes at least a byte in the file, whatever its dtype."""
     seen: set[int] = set()
-    parts: dict[str, int] = {}
+    named = []
     for name, tensor in sample.model.state_dict(keep_vars=True).items():
-        if id(tensor) in seen:
-            continue
-        seen.add(id(tensor))
-        key = "model.n_layers" if any(name.startswith(p) for p in sample.runs) else (
-            "model.vocab_size" if "embed" in name.split(".")[0] or name.startswith("head.") else "model.d_model")
-        parts[key] = parts.get(key, 0) + tensor.numel() * sample.repeats(name)
-    return parts
+        if id(tensor) not in seen:
+            seen.add(id(tensor))
+            named.append((name, tensor))
+    return sample.by_key(named, as_bytes=False)
 
 
 def check_against_spec(spec: Spec, found: Header, path: str, file_bytes: int) -> SampledModel:
@@ -73,10 +72,13 @@ def check_against_spec(spec: Spec, found: Header, path: str, file_bytes: int) ->
 
 
 def _value(spec: Spec, key: str) -> str:
+    """The value of a ``model.*`` key as a short text (a block as its dumped parameters)."""
     model = spec.model
     if key == "model.n_layers":
         return " + ".join(str(model.n_layers_of(side)) for side in model.sides)
-    return str(getattr(model, key.split(".", 1)[1], "?"))
+    value = getattr(model, key.split(".", 1)[1], None)
+    text = json.dumps(value.model_dump(mode="json") if hasattr(value, "model_dump") else value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _compare(expected: Iterable[tuple[str, tuple[int, ...], torch.dtype]], expected_count: int,
@@ -139,11 +141,41 @@ _DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF
                ("U64", "uint64")) if hasattr(torch, attr)}}
 
 
+class _LazyTensors(Mapping):
+    """The tensors of an open safetensors file, read one at a time (for the checksum)."""
+
+    def __init__(self, handle: Any):
+        self.handle, self.names = handle, list(handle.keys())
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self.handle.get_tensor(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def verify_digest(file: str, metadata: dict[str, str]) -> None:
+    """``checkpoint.check_digest`` reading one tensor at a time (memory: the largest tensor)."""
+    from .checkpoint import check_digest
+
+    try:
+        with safe_open(file, framework="pt", device="cpu") as handle:
+            check_digest(_LazyTensors(handle), metadata, file)
+    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{file}: not a readable safetensors file ({reason})") from None
+
+
 def checked_spec(path: str | os.PathLike) -> Spec:
-    """The spec stored in a checkpoint, checked by arithmetic against the file's header (weights unread)."""
+    """The spec stored in a checkpoint, checked like ``load`` checks it (checksum, then the spec by
+    arithmetic against the file's header), without building the model or holding its weights."""
     from .checkpoint import spec_of, tied_aliases
 
     file, header, metadata, size = read_header(path)
+    verify_digest(file, metadata)
     spec = spec_of(metadata, file)
     for alias, source in tied_aliases(metadata, file).items():
         if source in header:

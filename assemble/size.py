@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import torch
 from torch import nn
@@ -63,24 +63,41 @@ class SampledModel:
         """Parameters of the real model, tied weights once."""
         return sum(p.numel() * self.repeats(n) for n, p in self.model.named_parameters())
 
-    def bytes_by_part(self) -> dict[str, int]:
-        """Bytes of parameters and buffers (non-persistent tables too), by the spec key that sizes them."""
+    def layers(self) -> int:
+        """Layers of the real model, all stacks together."""
+        return sum(repeat for runs in self.runs.values() for _, _, repeat in runs)
+
+    def key_of(self, name: str) -> str:
+        """The spec key that sizes the tensor ``name`` (for messages that say what to lower)."""
+        prefix = next((p for p in self.runs if name.startswith(p)), None)
+        if prefix is not None:
+            if self.layers() > MANY_LAYERS:
+                return "model.n_layers"
+            part = name[len(prefix):].split(".")[1] if name.count(".") > prefix.count(".") else ""
+            return _SUBLAYER_KEYS.get(part, "model.layers")
+        if ".positional." in f".{name}.":
+            return "model.max_len"
+        if "embed" in name.split(".")[0] or name.split(".")[0] == "head":
+            return "model.vocab_size"
+        return "model.d_model"
+
+    def by_key(self, named: Iterable[tuple[str, torch.Tensor]], as_bytes: bool = True) -> dict[str, int]:
+        """Bytes (or numbers) of ``named`` tensors of the sample, scaled to the real model, by spec key."""
         parts: dict[str, int] = {}
-        named = list(self.model.named_parameters()) + list(self.model.named_buffers())
         for name, tensor in named:
-            key = _key_of(name, any(name.startswith(p) for p in self.runs))
-            parts[key] = parts.get(key, 0) + tensor.numel() * tensor.element_size() * self.repeats(name)
+            key = self.key_of(name)
+            size = tensor.numel() * (tensor.element_size() if as_bytes else 1) * self.repeats(name)
+            parts[key] = parts.get(key, 0) + size
         return parts
 
+    def bytes_by_part(self) -> dict[str, int]:
+        """Bytes of parameters and buffers (non-persistent tables too), by the spec key that sizes them."""
+        return self.by_key(list(self.model.named_parameters()) + list(self.model.named_buffers()))
 
-def _key_of(name: str, in_layers: bool) -> str:
-    if in_layers:
-        return "model.n_layers"
-    if ".positional." in f".{name}":
-        return "model.max_len"
-    if "embed" in name.split(".")[0] or name.split(".")[0] == "head":
-        return "model.vocab_size"
-    return "model.d_model"
+
+MANY_LAYERS = 256  # above this many layers, their count is what a message names (GPT-3 has 96)
+_SUBLAYER_KEYS = {"self_attn": "model.attention", "cross_attn": "model.cross_attention", "ffn": "model.ffn",
+                  "self_res": "model.norm", "cross_res": "model.norm", "ffn_res": "model.norm"}
 
 
 def sample_model(spec: Spec, where: str) -> SampledModel:
@@ -120,7 +137,8 @@ def human_bytes(n: float) -> str:
 FORCE_HINT = "pass --force-size (allow_large=True in Python) to build it anyway"
 
 
-def check_fits(parts: dict[str, int], device: torch.device, what: str, where: str, key_hint: str = "") -> None:
+def check_fits(parts: dict[str, int], device: torch.device, what: str, where: str, key_hint: str = "",
+               force_hint: str = FORCE_HINT) -> None:
     """Refuse (ModelSizeError naming the largest part's spec key) when ``parts`` exceed the machine's memory."""
     if device.type == "meta":
         return
@@ -131,4 +149,4 @@ def check_fits(parts: dict[str, int], device: torch.device, what: str, where: st
     key = max(parts, key=lambda k: parts[k])
     shown = ", ".join(f"{k} {human_bytes(v)}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]) if v)
     raise ModelSizeError(f"{where}{key}: {what} needs {human_bytes(total)} ({shown}) but this machine has "
-                         f"{human_bytes(memory)} of {label}; lower {key}{key_hint}, or {FORCE_HINT}")
+                         f"{human_bytes(memory)} of {label}; lower {key}{key_hint}, or {force_hint}")
