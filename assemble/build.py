@@ -164,18 +164,23 @@ def assemble(
     device: "str | torch.device | None" = None,
     dtype: torch.dtype | None = None,
     seed: int | None = None,
+    allow_large: bool = False,
     **fields: Any,
 ) -> StackformModel:
     """Build a model from a spec path, zoo name, dict or Spec.
 
     ``overrides`` are dotted strings (``"model.d_model=256"``); keyword ``fields``
     set model fields directly (``d_model=256``, ``train__steps=5``). ``device="meta"``
-    builds without allocating memory. Bad input raises a StackformError.
+    builds without allocating memory. A model whose parameters and buffers cannot fit the
+    memory of the device it is built on (RAM, or the CUDA device's) is refused before anything
+    is allocated, naming the spec key to lower; ``allow_large=True`` builds it anyway.
+    Bad input raises a StackformError.
     """
     from stackform.specs.load import read_source, validate_source
     from stackform.specs.overrides import apply_override, apply_value, check_overrides
 
     check_overrides(overrides)
+    given = spec
     if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise ModelInputError(f"assemble(dtype=...): {dtype!r} is not a floating-point torch dtype (torch.bfloat16, ...)")
     if fields or overrides or not isinstance(spec, Spec):
@@ -187,7 +192,12 @@ def assemble(
         spec = validate_source(src)
     if seed is not None:
         torch.manual_seed(seed)
-    with as_device(device, "assemble(device=...)") if device is not None else contextlib.nullcontext():
+    target = as_device(device, "assemble(device=...)") if device is not None else torch.get_default_device()
+    if not allow_large:
+        from .size import check_model_fits, locate
+
+        check_model_fits(spec, target, lambda key: locate(given, overrides, key))
+    with target if device is not None else contextlib.nullcontext():
         net = build_model(spec)
     if dtype is not None:
         net = net.to(dtype)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -137,9 +137,12 @@ def human_bytes(n: float) -> str:
 FORCE_HINT = "pass --force-size (allow_large=True in Python) to build it anyway"
 
 
-def check_fits(parts: dict[str, int], device: torch.device, what: str, where: str, key_hint: str = "",
-               force_hint: str = FORCE_HINT) -> None:
-    """Refuse (ModelSizeError naming the largest part's spec key) when ``parts`` exceed the machine's memory."""
+def check_fits(parts: dict[str, int], device: torch.device, what: str, where: "str | Callable[[str], str]",
+               key_hint: str = "", force_hint: str = FORCE_HINT) -> None:
+    """Refuse (ModelSizeError naming the largest part's spec key) when ``parts`` exceed the machine's memory.
+
+    ``where`` prefixes the message: a text, or a function of the key (its file:line:col).
+    """
     if device.type == "meta":
         return
     total = sum(parts.values())
@@ -147,6 +150,70 @@ def check_fits(parts: dict[str, int], device: torch.device, what: str, where: st
     if total <= memory:
         return
     key = max(parts, key=lambda k: parts[k])
+    prefix = where(key) if callable(where) else where
     shown = ", ".join(f"{k} {human_bytes(v)}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]) if v)
-    raise ModelSizeError(f"{where}{key}: {what} needs {human_bytes(total)} ({shown}) but this machine has "
+    raise ModelSizeError(f"{prefix}{key}: {what} needs {human_bytes(total)} ({shown}) but this machine has "
                          f"{human_bytes(memory)} of {label}; lower {key}{key_hint}, or {force_hint}")
+
+
+def locate(spec_like: object, overrides: "Sequence[str]", key: str) -> str:
+    """``file:line:col: `` of ``key`` (dotted) in the spec as written, or its closest written parent; '' if unknown."""
+    from stackform.specs import SpecError
+    from stackform.specs.load import read_source
+    from stackform.specs.overrides import apply_override
+
+    if not isinstance(spec_like, (str, os.PathLike)):
+        return ""
+    try:
+        src = read_source(spec_like)
+        for text in overrides:
+            src = apply_override(src, text)
+    except SpecError:
+        return ""
+    place = src.where(tuple(key.split(".")))
+    return f"{place[0]}:{place[1]}:{place[2]}: " if place and place[1] else (f"{place[0]}: " if place else "")
+
+
+def model_parts(spec: Spec, where: str) -> dict[str, int]:
+    """Bytes of the built model (parameters and buffers), by spec key, from a meta-device sample."""
+    return sample_model(spec, where).bytes_by_part()
+
+
+def training_parts(spec: Spec, device: torch.device, where: str) -> dict[str, int]:
+    """Bytes one training process needs (``inspect.training_memory``: fp32 weights, gradients, AdamW
+    moments, activations at train.batch_size x seq_len; plus buffers), by the spec key to lower."""
+    from .inspect import training_memory
+
+    sample = sample_model(spec, where)
+    world = max(1, int(os.environ.get("WORLD_SIZE", "1") or 1))
+    precision = spec.train.precision if spec.train.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
+    seq = spec.train.seq_len or spec.model.max_len
+    batch = max(1, spec.train.batch_size // world)
+    memory = training_memory(sample.model, batch, seq, precision, sample.repeats)
+    shards = world if spec.train.parallel == "fsdp" else 1
+    params = sample.by_key(sample.model.named_parameters())
+    parts = {key: 4 * value // shards for key, value in params.items()}  # weights + gradients + 2 moments = 4x
+    for key, value in sample.by_key(sample.model.named_buffers()).items():
+        parts[key] = parts.get(key, 0) + value
+    key = "model.n_layers" if sample.layers() > MANY_LAYERS else "train.batch_size"
+    parts[key] = parts.get(key, 0) + memory["activations"]
+    return parts
+
+
+Where = "str | Callable[[str], str]"
+
+
+def check_model_fits(spec: Spec, device: torch.device, where: Where = "") -> None:
+    """ModelSizeError when building ``spec`` on ``device`` cannot fit its memory (meta always fits)."""
+    if device.type == "meta":
+        return
+    check_fits(model_parts(spec, spec.name), device, "building this model", where)
+
+
+def check_training_fits(spec: Spec, device: torch.device, where: Where = "") -> None:
+    """ModelSizeError when one training step of ``spec`` cannot fit ``device``'s memory."""
+    if device.type == "meta":
+        return
+    parts = training_parts(spec, device, spec.name)
+    hint = " or train.seq_len" if max(parts, key=lambda k: parts[k]) == "train.batch_size" else ""
+    check_fits(parts, device, "training this model", where, hint)
