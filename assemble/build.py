@@ -47,6 +47,11 @@ def _layer_key(layer: Any) -> str:
                       sort_keys=True, default=str)
 
 
+def distinct_layers(model: ModelSpec) -> int:
+    """How many layers ``build_model(spec, sample=True)`` builds: distinct layer plans, all stacks."""
+    return sum(len({_layer_key(layer) for layer, _ in model.plan(side).groups}) for side in model.sides)
+
+
 def build_stack(model: ModelSpec, side: str, causal: bool, cross: bool, sample: bool = False) -> Stack:
     """One stack of layers with its positional module, masks and final norm.
 

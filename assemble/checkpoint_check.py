@@ -50,9 +50,16 @@ def stored_elements(sample: SampledModel) -> dict[str, int]:
 def check_against_spec(spec: Spec, found: Header, path: str, file_bytes: int) -> SampledModel:
     """Raise CheckpointError unless ``found`` (stored tensors and tied aliases) is what ``spec`` builds.
 
-    In order: the spec's sizes must be representable, its weights must fit in the file's own
-    bytes, then names, shapes and dtypes must match. Returns the sample for further sizing.
+    In order: no more distinct layer plans than stored tensors (each is built once), the spec's
+    sizes must be representable, its weights must fit in the file's own bytes, then names, shapes
+    and dtypes must match. Returns the sample for further sizing.
     """
+    from .build import distinct_layers
+
+    distinct = distinct_layers(spec.model)
+    if distinct > len(found):  # each distinct layer holds weights: building them to find out would be slow
+        raise CheckpointError(f"{path}: the stored spec has {distinct:,} different layers but the file stores "
+                              f"{len(found):,} tensors: it is not this spec's checkpoint")
     try:
         sample = sample_model(spec, f"{path}: the stored spec")
     except ModelSizeError as exc:
