@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from typing import Any, Callable
 
@@ -40,8 +41,23 @@ def _cross_spec(layer_attention: BlockSpec, cross: BlockSpec | None) -> BlockSpe
     return block
 
 
-def build_stack(model: ModelSpec, side: str, causal: bool, cross: bool) -> Stack:
-    """One stack of layers with its positional module, masks and final norm."""
+def _layer_key(layer: Any) -> str:
+    """A text that equal layer plans share (their blocks, dumped)."""
+    return json.dumps({k: (v.model_dump() if v is not None else None) for k, v in vars(layer).items()},
+                      sort_keys=True, default=str)
+
+
+def distinct_layers(model: ModelSpec) -> int:
+    """How many layers ``build_model(spec, sample=True)`` builds: distinct layer plans, all stacks."""
+    return sum(len({_layer_key(layer) for layer, _ in model.plan(side).groups}) for side in model.sides)
+
+
+def build_stack(model: ModelSpec, side: str, causal: bool, cross: bool, sample: bool = False) -> Stack:
+    """One stack of layers with its positional module, masks and final norm.
+
+    ``sample=True`` builds one layer per distinct layer plan and records on the stack
+    ``layer_runs``: ``[(built layer index, first layer, repeat), ...]`` (see ``assemble.size``).
+    """
     plan = model.plan(side)
     dims = dims_of(model, side, causal)
     positional = build_block(plan.positional, dims)
@@ -54,8 +70,18 @@ def build_stack(model: ModelSpec, side: str, causal: bool, cross: bool) -> Stack
     def norm_factory(norm: BlockSpec) -> Callable[[], nn.Module]:
         return lambda: build_block(norm, dims)
 
-    layers = []
-    for layer in plan.layers:
+    layers, runs, built = [], [], {}
+    plans = plan.layers
+    if sample:
+        first = 0
+        for layer, repeat in plan.groups:
+            index = built.setdefault(_layer_key(layer), len(built))
+            if index == len(layers):
+                layers.append(layer)
+            runs.append((index, first, repeat))
+            first += repeat
+        plans, layers = layers, []
+    for layer in plans:
         res = lambda: build_block(layer.residual, dims, norm=norm_factory(layer.norm))  # noqa: E731
         parts = dict(self_attn=build_block(layer.attention, dims), self_res=res(),
                      ffn=build_block(layer.ffn, dims), ffn_res=res())
@@ -66,7 +92,10 @@ def build_stack(model: ModelSpec, side: str, causal: bool, cross: bool) -> Stack
         layers.append(TransformerLayer(**parts))
     wants_final = plan.final_norm if plan.final_norm is not None else getattr(plan.residual.entry.cls, "final_norm", True)
     final = build_block(plan.norm, dims) if wants_final else None
-    return Stack(layers, positional, masks, final)
+    stack = Stack(layers, positional, masks, final)
+    if sample:
+        stack.layer_runs = runs
+    return stack
 
 
 def _embedding(model: ModelSpec, side: str) -> TokenEmbedding:
@@ -81,24 +110,28 @@ def _head(model: ModelSpec, side: str, embed: TokenEmbedding) -> nn.Module:
     return build_block(model.head, dims, tied=embed.weight if model.tie_embeddings else None)
 
 
-def build_model(spec: Spec) -> StackformModel:
-    """Build the model a validated spec describes (on the current default device)."""
+def build_model(spec: Spec, sample: bool = False) -> StackformModel:
+    """Build the model a validated spec describes (on the current default device).
+
+    ``sample=True`` builds one layer per distinct layer plan of each stack (for sizes by
+    arithmetic on the meta device: ``assemble.size``), not a model to run.
+    """
     model = spec.model
     if model.kind == "encoder_decoder":
         src_embed = _embedding(model, "encoder")
         tgt_embed = src_embed if model.share_embeddings else _embedding(model, "decoder")
-        encoder = build_stack(model, "encoder", causal=False, cross=False)
-        decoder = build_stack(model, "decoder", causal=True, cross=True)
+        encoder = build_stack(model, "encoder", causal=False, cross=False, sample=sample)
+        decoder = build_stack(model, "decoder", causal=True, cross=True, sample=sample)
         head = _head(model, "decoder", tgt_embed)
         net: StackformModel = EncoderDecoderModel(spec, src_embed, tgt_embed, encoder, decoder, head)
-        n_layers = max(len(encoder.layers), len(decoder.layers))
+        n_layers = max(model.n_layers_of("encoder"), model.n_layers_of("decoder"))
     else:
         embed = _embedding(model, model.kind)
-        stack = build_stack(model, model.kind, causal=model.kind == "decoder", cross=False)
+        stack = build_stack(model, model.kind, causal=model.kind == "decoder", cross=False, sample=sample)
         head = _head(model, model.kind, embed)
         cls = DecoderModel if model.kind == "decoder" else EncoderModel
         net = cls(spec, embed, stack, head)
-        n_layers = len(stack.layers)
+        n_layers = model.n_layers_of(model.kind)
     init_weights(net, model.init, model.init_std, n_layers)
     return net
 
@@ -136,18 +169,23 @@ def assemble(
     device: "str | torch.device | None" = None,
     dtype: torch.dtype | None = None,
     seed: int | None = None,
+    allow_large: bool = False,
     **fields: Any,
 ) -> StackformModel:
     """Build a model from a spec path, zoo name, dict or Spec.
 
     ``overrides`` are dotted strings (``"model.d_model=256"``); keyword ``fields``
     set model fields directly (``d_model=256``, ``train__steps=5``). ``device="meta"``
-    builds without allocating memory. Bad input raises a StackformError.
+    builds without allocating memory. A model whose parameters and buffers cannot fit the
+    memory of the device it is built on (RAM, or the CUDA device's) is refused before anything
+    is allocated, naming the spec key to lower; ``allow_large=True`` builds it anyway.
+    Bad input raises a StackformError.
     """
     from stackform.specs.load import read_source, validate_source
     from stackform.specs.overrides import apply_override, apply_value, check_overrides
 
     check_overrides(overrides)
+    given = spec
     if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise ModelInputError(f"assemble(dtype=...): {dtype!r} is not a floating-point torch dtype (torch.bfloat16, ...)")
     if fields or overrides or not isinstance(spec, Spec):
@@ -159,7 +197,12 @@ def assemble(
         spec = validate_source(src)
     if seed is not None:
         torch.manual_seed(seed)
-    with as_device(device, "assemble(device=...)") if device is not None else contextlib.nullcontext():
+    target = as_device(device, "assemble(device=...)") if device is not None else torch.get_default_device()
+    if not allow_large:
+        from .size import check_model_fits, locate
+
+        check_model_fits(spec, target, lambda key: locate(given, overrides, key))
+    with target if device is not None else contextlib.nullcontext():
         net = build_model(spec)
     if dtype is not None:
         net = net.to(dtype)

@@ -22,7 +22,7 @@ from safetensors.torch import save as safetensors_bytes
 from stackform import registry
 from stackform.specs import Spec, SpecError
 from stackform.specs.load import validate_source
-from stackform.specs.source import Source
+from stackform.specs.plain import parse_json
 
 from .errors import CheckpointError
 from .version import __version__
@@ -159,18 +159,21 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
 
 
 def spec_of(metadata: dict[str, str], path: str) -> Spec:
-    """The validated spec stored in a checkpoint's metadata."""
+    """The validated spec stored in a checkpoint's metadata (its JSON bounded like a spec file)."""
     text = metadata.get(SPEC_KEY)
     if text is None:
         raise CheckpointError(f"{path}: no stackform spec in the metadata (not saved by stackform.save?)")
+    where = f"{path} [spec]"
     try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
-        raise CheckpointError(f"{path}: the spec in the metadata is not valid JSON ({reason})") from None
-    _refuse_plugins(data, path)
+        src = parse_json(text, where)
+    except SpecError as exc:
+        message = str(exc).removeprefix(f"{where}: ")
+        if message.startswith("not valid JSON"):
+            raise CheckpointError(f"{path}: the spec in the metadata is {message}") from None
+        raise CheckpointError(f"the spec stored in {exc}") from None
+    _refuse_plugins(src.data, path)
     try:
-        return validate_source(Source(data, {(): (f"{path} [spec]", 0, 0)}))
+        return validate_source(src)
     except SpecError as exc:
         raise CheckpointError(f"the spec stored in {exc}") from None
 
@@ -194,11 +197,16 @@ def _refuse_plugins(data: Any, path: str) -> None:
 def _tied(metadata: dict[str, str], path: str) -> dict[str, str]:
     try:
         tied = json.loads(metadata.get(TIED_KEY, "{}"))
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # not JSON, or an integer of over 4300 digits
         tied = None
     if not isinstance(tied, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in tied.items()):
         raise CheckpointError(f"{path}: the tied-weights entry ({TIED_KEY}) in the metadata is not a name -> name map")
     return tied
+
+
+def tied_aliases(metadata: dict[str, str], path: str) -> dict[str, str]:
+    """The tied-weights map ``{alias: stored name}`` of a checkpoint's metadata, or a CheckpointError."""
+    return _tied(metadata, path)
 
 
 def check_digest(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: str) -> None:
@@ -226,26 +234,41 @@ def check_state(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor
         raise CheckpointError(f"{path}: the weights do not match the spec: " + "; ".join(problems))
 
 
-def load(path: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> Any:
-    """Rebuild a model from a checkpoint alone (``save``'s file or a run folder)."""
+def load(path: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
+         allow_large: bool = False) -> Any:
+    """Rebuild a model from a checkpoint alone (``save``'s file or a run folder).
+
+    Before anything is built: the checksum, then the stored spec's sizes by arithmetic
+    against the file's own tensor names, shapes, dtypes and bytes, then whether the model
+    fits ``device``'s memory (``allow_large=True`` skips only that last check).
+    """
     from .build import as_device, build_model
+    from .checkpoint_check import check_against_spec, header_of
+    from .size import check_fits
 
     device = as_device(device, "load(device=...)")
     if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise CheckpointError(f"load(dtype=...): {dtype!r} is not a floating-point torch dtype (torch.bfloat16, ...)")
     tensors, metadata = read_checkpoint(path)
-    spec = spec_of(metadata, str(path))
     stored = dict(tensors)
+    check_digest(stored, metadata, str(path))
+    spec = spec_of(metadata, str(path))
     for alias, source in _tied(metadata, str(path)).items():
         if source in tensors:
             tensors.setdefault(alias, tensors[source])
-    with torch.device("meta"):  # shapes first: a spec that does not fit allocates nothing
-        check_state(build_model(spec).state_dict(), tensors, str(path))
-    check_digest(stored, metadata, str(path))
+    sample = check_against_spec(spec, header_of(tensors), str(path), _file_bytes(path))
+    if not allow_large:
+        check_fits(sample.bytes_by_part(), device if device.type != "meta" else torch.device("cpu"),
+                   "loading this checkpoint", f"{path}: the stored spec: ",
+                   force_hint="load(..., allow_large=True) to build it anyway")
     model = build_model(spec)
-    expected = model.state_dict()
-    for name, tensor in tensors.items():
-        if tensor.dtype != expected[name].dtype and not tensor.dtype.is_floating_point:
-            raise CheckpointError(f"{path}: tensor {name} has dtype {tensor.dtype}, expected {expected[name].dtype}")
     model.load_state_dict(tensors, strict=True)
     return model.to(device=device, dtype=dtype) if dtype is not None else model.to(device)
+
+
+def _file_bytes(path: str | os.PathLike) -> int:
+    file = os.path.join(path, "model.safetensors") if os.path.isdir(path) else path
+    try:
+        return os.path.getsize(file)
+    except OSError:
+        return 0

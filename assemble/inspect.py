@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch.nn.functional as F
 from torch import nn
@@ -15,6 +16,13 @@ from .models import StackformModel
 
 class InspectError(StackformError, ValueError):
     """Bad input to ``stackform inspect`` (a flag out of range)."""
+
+
+Weight = Callable[[str], int]  # how many layers of the real model a module path stands for (size.SampledModel)
+
+
+def _one(_: str) -> int:
+    return 1
 
 
 @dataclass
@@ -38,11 +46,17 @@ def _matmul_flops(module: nn.Module) -> int:
     return sum(2 * m.weight.numel() for m in module.modules() if isinstance(m, nn.Linear))
 
 
+def num_parameters(model: StackformModel, weight: Weight = _one) -> int:
+    """Parameters counted once (tied weights once), each module ``weight(path)`` times."""
+    return sum(p.numel() * weight(name) for name, p in model.named_parameters())
+
+
 def block_rows(model: StackformModel, context: int | None = None) -> list[Row]:
     """One row per registered block (and embeddings, head), in model order.
 
     FLOPs are forward multiply-adds x 2 per token at ``context`` tokens (default max_len);
     attention adds 4 * context * heads * head_dim for its scores and weighted sum.
+    On a sampled model (``size.sample_model``) a row of a layer stands for every layer it repeats.
     """
     spec = model.spec.model
     context = context or spec.max_len
@@ -93,11 +107,11 @@ def _ffn_extra(ffn: nn.Module) -> int:
     return 0 if getattr(ffn, "act", None) is F.relu else first.out_features
 
 
-def _stacks(model: StackformModel) -> list[Stack]:
-    return [s for s in (getattr(model, a, None) for a in ("stack", "encoder", "decoder")) if isinstance(s, Stack)]
+def _stacks(model: StackformModel) -> list[tuple[str, Stack]]:
+    return [(name, module) for name, module in model.named_modules() if isinstance(module, Stack)]
 
 
-def activation_elements(model: StackformModel) -> tuple[int, int]:
+def activation_elements(model: StackformModel, weight: Weight = _one) -> tuple[int, int]:
     """(activation elements saved for backward per token, dropout-mask bytes per token).
 
     Counted per module: every Linear keeps its input (in_features), a LayerNorm its input
@@ -105,33 +119,37 @@ def activation_elements(model: StackformModel) -> tuple[int, int]:
     output and one softmax statistic per head (the fused SDPA kernels; the explicit path
     would add heads x keys), rotary stacks the rotated q and k, a decoder with
     cross-attention the encoder output once, every FFN its pre-activation (and gate);
-    an active dropout keeps a 1-byte mask of d_model per token.
+    an active dropout keeps a 1-byte mask of d_model per token. Each module counts
+    ``weight(path)`` times (the layers a sampled model's layer stands for).
     """
     d = model.spec.model.d_model
     elements, masks = 0, 0
-    for module in model.modules():
+    for path, module in model.named_modules():
+        n = weight(path)
         if isinstance(module, nn.Linear):
-            elements += module.in_features
+            elements += n * module.in_features
         elif isinstance(module, MultiHeadAttention):
-            elements += 2 * module.q_size + 2 * module.kv_size + module.n_heads
+            elements += n * (2 * module.q_size + 2 * module.kv_size + module.n_heads)
             if module.cross:
-                elements -= module.kv.in_features  # the encoder output: one tensor, counted once below
+                elements -= n * module.kv.in_features  # the encoder output: one tensor, counted once below
         elif getattr(module, "block_kind", None) == "ffn":
-            elements += _ffn_extra(module)
+            elements += n * _ffn_extra(module)
         elif isinstance(module, nn.Dropout) and module.p > 0:
-            masks += d
+            masks += n * d
         else:
-            elements += _norm_elements(module, d)
-    for stack in _stacks(model):
+            elements += n * _norm_elements(module, d)
+    for name, stack in _stacks(model):
         layers = list(stack.layers)
         if stack.positional.rotates:
-            elements += sum(layer.self_attn.q_size + layer.self_attn.kv_size for layer in layers)
+            elements += sum(weight(f"{name}.layers.{i}") * (layer.self_attn.q_size + layer.self_attn.kv_size)
+                            for i, layer in enumerate(layers))
         if any(layer.cross_attn is not None for layer in layers):
             elements += d
     return elements, masks
 
 
-def training_memory(model: StackformModel, batch: int, seq: int, precision: str = "fp32") -> dict[str, int]:
+def training_memory(model: StackformModel, batch: int, seq: int, precision: str = "fp32",
+                    weight: Weight = _one) -> dict[str, int]:
     """A training-memory estimate in bytes for AdamW at ``batch`` x ``seq`` tokens.
 
     weights = gradients = 4 N (fp32 master weights, also under bf16/fp16 autocast);
@@ -140,8 +158,8 @@ def training_memory(model: StackformModel, batch: int, seq: int, precision: str 
     8 V for the fp32 logits and log-probabilities of the loss. Encoder-decoders count
     ``seq`` tokens on each side. Temporaries, allocator slack and the CUDA context are not counted.
     """
-    n = model.num_parameters()
-    per_token, masks = activation_elements(model)
+    n = num_parameters(model, weight)
+    per_token, masks = activation_elements(model, weight)
     tokens = batch * seq
     act = tokens * (per_token * PRECISION_BYTES[precision] + masks + 8 * model.spec.model.vocab_size)
     return {"weights": 4 * n, "gradients": 4 * n, "adamw": 8 * n, "activations": act}

@@ -32,10 +32,10 @@ class BlockParams(BaseModel):
     """Base class of a block's YAML parameters: unknown keys are an error.
 
     Override ``check(dims)`` for rules that involve the model's sizes; return a
-    message (shown with the values) or None.
+    message (shown with the values) or None. Floats must be finite (no inf, no nan).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     def check(self, dims: "Dims") -> str | None:
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from stackform.registry import StackformError
@@ -20,7 +21,18 @@ class Issue:
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.col}" if self.line else self.file
         text = f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
-        return one_line(text)
+        return one_line(_elide(text))
+
+
+LONGEST_WORD = 200  # a longer run without spaces (a value echoed back) is shortened in messages
+
+
+def _elide(text: str) -> str:
+    """``text`` with every run of over LONGEST_WORD non-space characters cut to its ends."""
+    if len(text) <= LONGEST_WORD:
+        return text
+    return re.sub(r"\S{%d,}" % (LONGEST_WORD + 1),
+                  lambda m: f"{m.group()[:120]}...[{len(m.group())} chars]...{m.group()[-20:]}", text)
 
 
 def one_line(text: str) -> str:

@@ -15,6 +15,7 @@ from .blocks import BlockSpec
 from .errors import Issue, SpecError
 from .models import Spec
 from .overrides import apply_override, check_overrides
+from .plain import check_document
 from .pydantic_errors import issue_from_pydantic
 from .source import Source, read_yaml
 
@@ -224,6 +225,7 @@ def validate_source(src: Source) -> Spec:
     if not isinstance(data, dict):
         file = next(iter(src.values.values()), ("<spec>",))[0]
         raise SpecError.at(file, f"a spec must be a mapping of keys, not {type(data).__name__}")
+    check_document(src)
     _import_plugins(data.get("plugins"), src)
     try:
         spec = Spec.model_validate(data)

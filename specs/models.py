@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .blocks import (
     AttentionBlock, BlockSpec, FfnBlock, HeadBlock, MaskBlock, NormBlock, PositionalBlock, ResidualBlock, TokenTypeBlock,
@@ -14,9 +14,22 @@ from .train import TASK_FOR_KIND, BuiltinData, TrainSpec
 
 ModelKind = Literal["encoder", "decoder", "encoder_decoder"]
 
+# Upper bounds far above any real model, so a typo or a hostile file is refused at its key
+# instead of costing hours (whether a model fits this machine is checked before building).
+MAX_WIDTH = 2**20  # d_model, head_dim
+MAX_HEADS = 2**16  # n_heads
+MAX_LAYERS = 2**20  # layers per stack (n_layers, the sum of repeats)
+MAX_TOKENS = 2**31 - 1  # vocab_size, max_len, token ids
+
+Width = Annotated[int, Field(gt=0, le=MAX_WIDTH)]
+Heads = Annotated[int, Field(gt=0, le=MAX_HEADS)]
+Layers = Annotated[int, Field(gt=0, le=MAX_LAYERS)]
+Tokens = Annotated[int, Field(gt=0, le=MAX_TOKENS)]
+TokenId = Annotated[int, Field(ge=0, le=MAX_TOKENS)]
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True, strict=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, strict=True, allow_inf_nan=False)
 
 
 def rule(path: str, message: str) -> ValueError:
@@ -27,7 +40,7 @@ def rule(path: str, message: str) -> ValueError:
 class LayerGroup(_Strict):
     """``repeat`` consecutive layers, with blocks that differ from the stack's defaults."""
 
-    repeat: PositiveInt = 1
+    repeat: Layers = 1
     attention: AttentionBlock | None = None
     cross_attention: AttentionBlock | None = None
     ffn: FfnBlock | None = None
@@ -38,7 +51,7 @@ class LayerGroup(_Strict):
 class SideSpec(_Strict):
     """Settings of one side of an encoder-decoder; unset fields come from ``model:``."""
 
-    n_layers: PositiveInt | None = None
+    n_layers: Layers | None = None
     positional: PositionalBlock | None = None
     attention: AttentionBlock | None = None
     cross_attention: AttentionBlock | None = None
@@ -53,12 +66,12 @@ class ModelSpec(_Strict):
     """The architecture. Blocks are ``{type: NAME, ...params}`` or ``NAME``."""
 
     kind: ModelKind
-    vocab_size: PositiveInt
-    max_len: PositiveInt = 512
-    d_model: PositiveInt
-    n_heads: PositiveInt
-    head_dim: PositiveInt | None = Field(None, description="default d_model // n_heads")
-    n_layers: PositiveInt | None = Field(None, description="layers per stack (each side of an encoder-decoder)")
+    vocab_size: Tokens
+    max_len: Tokens = 512
+    d_model: Width
+    n_heads: Heads
+    head_dim: Width | None = Field(None, description="default d_model // n_heads")
+    n_layers: Layers | None = Field(None, description="layers per stack (each side of an encoder-decoder)")
     dropout: float = Field(0.0, ge=0, lt=1)
     positional: PositionalBlock = Field(default_factory=lambda: {"type": "learned"})
     residual: ResidualBlock = Field(default_factory=lambda: {"type": "pre"})
@@ -76,10 +89,10 @@ class ModelSpec(_Strict):
     final_norm: bool | None = Field(None, description="norm after the stack; default: what the residual asks for")
     init: Literal["normal", "xavier"] = "normal"
     init_std: float = Field(0.02, gt=0)
-    pad_id: NonNegativeInt | None = None
-    bos_id: NonNegativeInt | None = None
-    eos_id: NonNegativeInt | None = None
-    mask_id: NonNegativeInt | None = Field(None, description="MLM mask token; default pad_id")
+    pad_id: TokenId | None = None
+    bos_id: TokenId | None = None
+    eos_id: TokenId | None = None
+    mask_id: TokenId | None = Field(None, description="MLM mask token; default pad_id")
     layers: list[LayerGroup] | None = None
     encoder: SideSpec | None = None
     decoder: SideSpec | None = None
@@ -115,6 +128,9 @@ class ModelSpec(_Strict):
         n_layers = own.n_layers or self.n_layers
         if groups:
             total = sum(group.repeat for group in groups)
+            if total > MAX_LAYERS:
+                where = f"{side}.layers" if own.layers is not None else "layers"
+                raise rule(where, f"repeats add up to {total} layers, above the limit of {MAX_LAYERS} per stack")
             if n_layers is not None and total != n_layers:
                 where = f"{side}.layers" if own.layers is not None else "layers"
                 raise rule(where, f"repeats add up to {total} but n_layers is {n_layers}")
@@ -139,16 +155,18 @@ class ModelSpec(_Strict):
             "residual": own.residual or self.residual,
         }
         groups = (own.layers if own.layers is not None else self.layers) or [LayerGroup(repeat=self.n_layers_of(side))]
-        layers = []
+        layers, runs = [], []
         for group in groups:
             blocks = {key: getattr(group, key) or value for key, value in base.items()}
-            layers.extend([LayerPlan(**blocks)] * group.repeat)
+            runs.append((LayerPlan(**blocks), group.repeat))
+            layers.extend([runs[-1][0]] * group.repeat)
         masks = own.mask if own.mask is not None else self.mask
         return StackPlan(
             side=side,
             positional=own.positional or self.positional,
             masks=masks,
             layers=layers,
+            groups=runs,
             final_norm=self.final_norm,
             norm=base["norm"],
             residual=base["residual"],
@@ -173,6 +191,7 @@ class StackPlan:
     final_norm: bool | None
     norm: BlockSpec
     residual: BlockSpec
+    groups: list[tuple[LayerPlan, int]] = ()  # (layer, repeat) runs of consecutive equal layers
 
 
 class Spec(_Strict):

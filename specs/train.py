@@ -11,7 +11,7 @@ PAIR_DATA = ("numbers", "copy", "reverse")  # builtin corpora made of (source, t
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class BuiltinData(_Strict):

@@ -1,6 +1,8 @@
 """``stackform inspect SPEC_OR_CKPT``: per-block table, totals, FLOPs per token, a training-memory
-estimate and, with ``--diagram``, a picture of the architecture. The model is built on the meta
-device, so huge specs cost no memory.
+estimate and, with ``--diagram``, a picture of the architecture. Everything comes from arithmetic
+on a meta-device sample (one layer per distinct layer plan, ``assemble.size``), so a spec of 10**6
+layers is inspected in about a second and costs no memory. A checkpoint's stored spec is first
+checked against the file's tensor header (names, shapes, dtypes, bytes), without reading the weights.
 """
 
 from __future__ import annotations
@@ -8,10 +10,12 @@ from __future__ import annotations
 import argparse
 import os
 
-from stackform.assemble.build import assemble
-from stackform.assemble.inspect import PRECISION_BYTES, InspectError, block_rows, training_memory
-from stackform.assemble.models import StackformModel
+from stackform.assemble.inspect import PRECISION_BYTES, InspectError, Row, block_rows, num_parameters, training_memory
+from stackform.assemble.size import SampledModel, sample_model
 from stackform.registry import printable
+from stackform.specs import load_spec
+
+DIAGRAM_LAYERS = 4096  # --diagram builds every layer (on the meta device); more would take minutes
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -43,12 +47,12 @@ def _bytes(n: float) -> str:
     return f"{int(n)} B"
 
 
-def _load_spec(name: str):
+def _load_spec(name: str, overrides: list[str]):
     if name.endswith(".safetensors") or os.path.isdir(name):
-        from stackform.assemble.viz.runs import checkpoint_spec
+        from stackform.assemble.checkpoint_check import checked_spec
 
-        return checkpoint_spec(name)
-    return name
+        return load_spec(checked_spec(name), overrides)
+    return load_spec(name, overrides)
 
 
 def _positive(value: int | None, flag: str) -> None:
@@ -56,7 +60,21 @@ def _positive(value: int | None, flag: str) -> None:
         raise InspectError(f"{flag} {value}: must be a positive number of tokens or sequences")
 
 
-def print_table(model: StackformModel, context: int | None, show_all: bool) -> None:
+def _every_row(sample: SampledModel, row: Row):
+    """The rows of the real model a sampled row stands for (its path in each layer it repeats)."""
+    for prefix, runs in sample.runs.items():
+        if row.path.startswith(prefix):
+            index, rest = (row.path[len(prefix):].split(".", 1) + [""])[:2]
+            for built, first, repeat in runs:
+                if built == int(index):
+                    for layer in range(first, first + repeat):
+                        yield Row(f"{prefix}{layer}" + (f".{rest}" if rest else ""), row.type, row.params, row.flops)
+            return
+    yield row
+
+
+def print_table(sample: SampledModel, context: int | None, show_all: bool) -> None:
+    model, weight = sample.model, sample.repeats
     rows = block_rows(model, context)
     spec = model.spec
     print(printable(f"{spec.name}: {spec.model.kind}, d_model {spec.model.d_model}, {spec.model.n_heads} heads, "
@@ -67,20 +85,22 @@ def print_table(model: StackformModel, context: int | None, show_all: bool) -> N
         layer = row.path.split(".layers.")
         if not show_all and len(layer) > 1 and not layer[1].startswith("0."):
             continue  # layers repeat: show layer 0, count all
-        print(printable(f"{row.path:<44} {row.type:<22} {_human(row.params):>10} {_human(row.flops):>12}"))
-        shown += 1
-    if not show_all and shown < len(rows):
-        print(f"({len(rows) - shown} more blocks in layers 1.. not shown; --all lists them)")
-    total = model.num_parameters()
+        for each in (_every_row(sample, row) if show_all else [row]):
+            print(printable(f"{each.path:<44} {each.type:<22} {_human(each.params):>10} {_human(each.flops):>12}"))
+            shown += 1
+    n_rows = sum(weight(r.path) for r in rows)
+    if not show_all and shown < n_rows:
+        print(f"({n_rows - shown} more blocks in layers 1.. not shown; --all lists them)")
+    total = num_parameters(model, weight)
     embed = sum(r.params for r in rows if r.type == "embedding" or r.path.endswith("positional"))
-    forward = sum(r.flops for r in rows)
+    forward = sum(r.flops * weight(r.path) for r in rows)
     print(f"parameters: {total:,} ({_human(total)}), without embeddings {total - embed:,}")
     print(f"FLOPs per token: forward {_human(forward)}, training (x3) {_human(3 * forward)} "
           f"at context {context or spec.model.max_len}")
 
 
-def print_memory(model: StackformModel, batch: int, seq: int, precision: str) -> None:
-    memory = training_memory(model, batch, seq, precision)
+def print_memory(sample: SampledModel, batch: int, seq: int, precision: str) -> None:
+    memory = training_memory(sample.model, batch, seq, precision, sample.repeats)
     print(f"training memory (AdamW, {precision} activations) at batch {batch} x seq {seq}:")
     names = {"weights": "weights (fp32)", "gradients": "gradients (fp32)", "adamw": "AdamW moments (2 x fp32)",
              "activations": "activations"}
@@ -96,15 +116,19 @@ def run(args: argparse.Namespace) -> int:
         from stackform.assemble.viz.figure import check_image_path
 
         check_image_path(args.diagram, "--diagram")
-    model = assemble(_load_spec(args.spec), overrides=args.overrides, device="meta")
-    spec = model.spec
+    spec = _load_spec(args.spec, args.overrides)
     seq = args.seq or spec.train.seq_len or spec.model.max_len
     if seq > spec.model.max_len:
         raise InspectError(f"--seq {seq}: longer than max_len {spec.model.max_len} of the spec")
-    print_table(model, args.context, args.all)
-    print_memory(model, args.batch or spec.train.batch_size, seq, args.precision)
+    layers = sum(spec.model.n_layers_of(side) for side in spec.model.sides)
+    if args.diagram and layers > DIAGRAM_LAYERS:
+        raise InspectError(f"--diagram: {layers} layers are too many to draw (at most {DIAGRAM_LAYERS})")
+    sample = sample_model(spec, args.spec)
+    print_table(sample, args.context, args.all)
+    print_memory(sample, args.batch or spec.train.batch_size, seq, args.precision)
     if args.diagram:
+        from stackform.assemble.build import assemble
         from stackform.assemble.viz.diagram import draw_architecture
 
-        print(printable(f"diagram: {draw_architecture(model, args.diagram)}"))
+        print(printable(f"diagram: {draw_architecture(assemble(spec, device='meta'), args.diagram)}"))
     return 0

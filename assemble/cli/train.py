@@ -24,6 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", metavar="DEVICE", help="shortcut for train.device=DEVICE (auto, cpu, cuda, cuda:1)")
     p.add_argument("--steps", type=int, metavar="N", help="shortcut for train.steps=N")
     p.add_argument("--quiet", action="store_true", help="no progress or summary output")
+    p.add_argument("--force-size", action="store_true",
+                   help="train even when a step is estimated not to fit this machine's memory")
     p.add_argument("--nproc", type=int, metavar="N",
                    help="train with N processes on this machine: relaunches this command through torchrun")
 
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if args.nproc is not None and args.nproc != 1:
         return _launch(args, specs[0] if specs else None, overrides)
     result = train(specs[0] if specs else None, overrides, out_dir=args.out_dir, resume=args.resume,
-                   overwrite=args.overwrite, quiet=args.quiet)
+                   overwrite=args.overwrite, quiet=args.quiet, allow_large=args.force_size)
     return 130 if result.stopped == "interrupted" else 0
 
 
@@ -56,6 +58,10 @@ def _launch(args: argparse.Namespace, spec: str | None, overrides: list[str]) ->
     check_launch(args.nproc, None)  # a bad N needs no spec to say so
     resolved = resolve_spec(spec, overrides, args.resume)  # a bad spec, resume folder or override
     check_launch(args.nproc, resolved)  # a spec that does not fit N processes
+    from stackform.assemble.train.device import resolve_device
+    from stackform.assemble.trainable import require_trainable, where_of
+
+    require_trainable(resolved, resolve_device(resolved.train.device), where_of(spec, overrides), args.force_size)
     run_folder(resolved, args.out_dir, args.resume, args.overwrite)  # another run's folder
     argv = list(args.args)
     for flag, value in (("--resume", args.resume), ("--out-dir", args.out_dir), ("--device", args.device),
@@ -65,5 +71,6 @@ def _launch(args: argparse.Namespace, spec: str | None, overrides: list[str]) ->
     for module in args.plugin:
         argv += ["--plugin", module]
     argv += [flag for flag, on in (("--overwrite", args.overwrite), ("--quiet", args.quiet),
+                                   ("--force-size", args.force_size),
                                    ("--debug", getattr(args, "debug", False))) if on]
     return launch(args.nproc, argv)

@@ -92,6 +92,27 @@ def _join(rules: list[Rule], tensors: dict[str, torch.Tensor], expected: dict[st
     return state
 
 
+def _check_size(spec: Spec, tensors: dict[str, torch.Tensor], where: str) -> None:
+    """Before building: the config's model, sized by arithmetic, must not need far more numbers than
+    the folder's safetensors hold (twice as many, and a million more: a small mismatch gets the precise
+    message about the tensors after building), nor more memory than this machine has."""
+    from ..checkpoint_check import stored_elements
+    from ..size import ModelSizeError, check_fits, sample_model
+
+    try:
+        sample = sample_model(spec, where)
+        parts = stored_elements(sample)
+        need, have = sum(parts.values()), sum(t.numel() for t in tensors.values())
+        if need > 2 * have + (1 << 20):
+            key = max(parts, key=lambda k: parts[k])
+            raise InteropError(f"{where}: the config describes a model of {need:,} weights (its {key} part is the "
+                               f"largest) but the folder's safetensors hold {have:,} numbers")
+        check_fits(sample.bytes_by_part(), torch.device("cpu"), "importing this model", f"{where}: ",
+                   force_hint="import it on a machine with more memory")
+    except ModelSizeError as exc:
+        raise InteropError(str(exc)) from None
+
+
 def _floating_dtype(tensors: dict[str, torch.Tensor]) -> torch.dtype:
     return next((t.dtype for t in tensors.values() if t.dtype.is_floating_point), torch.float32)
 
@@ -113,6 +134,7 @@ def import_hf(folder: str | os.PathLike, out: str | os.PathLike | None = None, *
     tensors = family.normalize(read_tensors(folder))
     data = spec_of_config(family, raw, where, set(tensors), name or _spec_name(folder))
     spec = _validated(data, where)
+    _check_size(spec, tensors, where)
     model = build_model(spec)
     expected = model.state_dict()
     state = _join(family.rules(spec.model), tensors, expected, str(folder), family, family.ignored(spec.model))

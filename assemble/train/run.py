@@ -20,6 +20,7 @@ from ..build import build_model
 from ..checkpoint import atomic_write, load, read_checkpoint, spec_of
 from ..data import load_task, unigram_log_probs
 from ..errors import StackformError
+from ..trainable import require_trainable, where_of
 from . import distributed
 from .consolidate import state_hooks
 from .console import Console, MetricsLog, fmt_duration
@@ -209,6 +210,7 @@ def train(
     overwrite: bool = False,
     stop_at_step: int | None = None,
     quiet: bool = False,
+    allow_large: bool = False,
 ) -> TrainResult:
     """Train the model of ``spec`` (path, zoo name, dict or Spec; dotted ``overrides``) and write
     ``out_dir`` (default ``runs/<name>``): model.safetensors, train_state.safetensors,
@@ -216,11 +218,15 @@ def train(
 
     ``resume``: a run folder to continue exactly (its own spec; ``train.*`` overrides allowed).
     ``stop_at_step``: stop and save after that step, as an interrupted run would.
+    ``allow_large``: train even when one step is estimated not to fit this machine's memory.
     Under torchrun every process calls this; they train one model together (docs/distributed.md).
     Every user error raises a StackformError.
     """
     resume_dir = Path(resume) if resume is not None else None
-    spec, out = plan(spec, overrides, out_dir, resume, overwrite)
+    given = spec
+    spec = resolve_spec(spec, overrides, resume)
+    require_trainable(spec, resolve_device(spec.train.device), where_of(given, overrides), allow_large)
+    out = run_folder(spec, out_dir, resume, overwrite)
     ranks = distributed.start(spec, resolve_device(spec.train.device))
     # one trainer per folder (rank 0 holds the lock); once it is held, check the folder again: another
     # run may have finished there between plan() and now

@@ -10,7 +10,7 @@ import torch
 from safetensors import safe_open
 
 from stackform.assemble import CheckpointError, assemble, load, save
-from stackform.assemble.checkpoint import atomic_write
+from stackform.assemble.checkpoint import DIGEST_KEY, SPEC_KEY, TIED_KEY, atomic_write, digest
 
 TINY = ["model.d_model=32", "model.n_layers=1", "model.n_heads=2"]
 
@@ -102,6 +102,7 @@ def test_spec_that_does_not_match_the_weights(tmp_path):
     tensors.pop("stack.final_norm.weight")
     tensors["extra.weight"] = torch.zeros(1)
     tensors["embed.weight"] = torch.zeros(10, 10)
+    meta[DIGEST_KEY] = digest(tensors, meta[SPEC_KEY], meta[TIED_KEY])  # a consistent file of the wrong shape
     save_file(tensors, str(path), metadata=meta)
     with pytest.raises(CheckpointError) as info:
         load(path)
