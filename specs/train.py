@@ -107,8 +107,7 @@ class TrainSpec(_Strict):
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     mlm_probability: float = Field(0.15, gt=0, lt=1)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    compile: bool = Field(False, description="torch.compile the training step (one process, causal LM: the model and its "
-                          "loss as one graph; otherwise the model)")
+    compile: bool = Field(False, description="torch.compile the model (the fused head and loss run eagerly after it)")
     activation_checkpointing: bool = False
     device: str = "auto"
     seed: int = 0

@@ -44,10 +44,10 @@ def loss_function(model: nn.Module, forward, spec, compile: bool, distributed: b
     """``batch -> (sum of token losses, number of targets)`` for training: the hidden states of
     ``forward`` (the model, or its DDP/FSDP wrapper) through the head fused with the loss.
 
-    Compiled (``mode``: torch.compile's), a single-process causal LM gets the model and the fused
-    loss as one graph (measured 1.11x faster on a GPU than compiling the model alone:
-    docs/performance.md); otherwise the model alone is compiled (DDP/FSDP wrappers, and the
-    data-dependent target selection of MLM and seq2seq, stay outside the graph)."""
+    Compiled (``mode``: torch.compile's), the model is compiled and the fused loss runs eagerly
+    after it, for every task. (Compiling the model and the fused loss as one graph gave the right
+    loss but all-zero gradients on CUDA: docs/performance.md, the GPU round of 2026-12-04.)
+    ``distributed`` is accepted for the callers and changes nothing here."""
     train = spec.train
     select = train.task != "causal_lm"
 
@@ -57,7 +57,5 @@ def loss_function(model: nn.Module, forward, spec, compile: bool, distributed: b
 
     if not compile:
         return loss
-    if not distributed and not select:
-        return torch.compile(loss, mode=mode)
     compiled = torch.compile(forward, mode=mode)
     return lambda batch: loss(batch, compiled)

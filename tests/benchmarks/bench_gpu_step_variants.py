@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import time
 import traceback
+import types
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +28,7 @@ from stackform.assemble.bench.contestants import reference_step, stackform_step
 from stackform.assemble.bench.harness import Contestant
 from stackform.assemble.bench.report import table
 from stackform.assemble.train.linear_ce import linear_cross_entropy
+from stackform.assemble.train.loss import loss_function
 from stackform.assemble.train.optim import build_optimizer
 from stackform.specs import load_spec
 
@@ -51,6 +53,13 @@ def flash_only():
 
 
 ATTENTION = {None: contextlib.nullcontext, "cudnn": cudnn_first, "flash": flash_only}
+
+
+def fresh(fn, label: str):
+    """``fn`` with a copy of its code object: torch.compile of it compiles anew (dynamo caches compiled
+    code per code object, whatever the compile settings or the SDPA backend in force)."""
+    code = fn.__code__.replace(co_name=f"{fn.__name__}_{label.replace('-', '_')}")
+    return types.FunctionType(code, fn.__globals__, code.co_name, fn.__defaults__, fn.__closure__)
 
 
 class Setup:
@@ -89,7 +98,7 @@ class Setup:
             return total / n
 
         graphs = mode == "reduce-overhead" and not self.cpu
-        run = torch.compile(loss_fn, mode=mode if graphs or mode != "reduce-overhead" else None)
+        run = torch.compile(fresh(loss_fn, label), mode=mode if graphs or mode != "reduce-overhead" else None)
         opt = build_optimizer(model, self.spec.train.optimizer, self.device)
         backend = ATTENTION[attention]
         i, y = self.data
@@ -108,6 +117,43 @@ class Setup:
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=not self.cpu):
                     loss = run(i, y)
                 loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        return Contestant(label, step, model.num_parameters(), i.numel())
+
+    def default_path(self, label: str, attention: str | None = None, mode: str = "default",
+                     inductor: dict | None = None) -> Contestant:
+        """``loss_function``'s loss compiled as one graph (``torch.compile(loss, mode=mode)``, what
+        ``train.compile: true`` ran until 2026-12-04, when this was found to give all-zero gradients on
+        CUDA: docs/performance.md), with one setting changed: the SDPA backend, the compile mode, or
+        ``torch._inductor.config`` settings in force while the graph compiles (its first step). The loss is compiled from a fresh copy of its code: dynamo keeps
+        compiled code per Python code object, and would otherwise reuse the first variant's graph
+        (the GPU round of 2026-12-04 measured the default path five times that way)."""
+        model = assemble(self.spec, device=self.device, seed=0)
+        model.check_inputs = False
+        model.train()
+        loss = fresh(loss_function(model, model, self.spec, compile=False), label)
+        run = torch.compile(loss, mode=mode)
+        graphs = mode == "reduce-overhead" and not self.cpu
+        opt = build_optimizer(model, self.spec.train.optimizer, self.device)
+        backend, first = ATTENTION[attention], [bool(inductor)]
+        i, y = self.data
+        data = {"input_ids": i, "labels": y}
+
+        def step() -> None:
+            if first[0]:
+                first[0] = False
+                import torch._inductor.config as config
+
+                with config.patch(inductor):
+                    return step()
+            if graphs:
+                torch.compiler.cudagraph_mark_step_begin()
+            with backend():
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=not self.cpu):
+                    total, n = run(data)
+                (total / n).backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
 
@@ -147,6 +193,16 @@ class Setup:
             ("one-graph-aggressive", lambda: s.one_graph("one-graph-aggressive",
                                                          inductor={"aggressive_fusion": True})),
             ("one-graph-autotune", lambda: s.one_graph("one-graph-autotune", mode="max-autotune-no-cudagraphs")),
+            # The same candidates on the default path itself (loss_function, as `stackform train` compiles it):
+            # each differs from "stackform" in one setting only
+            ("stackform-flash", lambda: s.default_path("stackform-flash", attention="flash")),
+            ("stackform-aggressive", lambda: s.default_path("stackform-aggressive",
+                                                            inductor={"aggressive_fusion": True})),
+            ("stackform-no-persistent", lambda: s.default_path(
+                "stackform-no-persistent", inductor={"triton.persistent_reductions": False})),
+            ("stackform-combo", lambda: s.default_path("stackform-combo", inductor={"combo_kernels": True})),
+            ("stackform-tuned", lambda: s.default_path("stackform-tuned", inductor=TUNED)),
+            ("stackform-cg", lambda: s.default_path("stackform-cg", mode="reduce-overhead")),
         ]
 
 
@@ -195,7 +251,8 @@ def main() -> None:
     p.add_argument("--batch", type=int, help="sequences per step (default 16; 2 with --cpu)")
     p.add_argument("--only", default="", help="comma-separated variant names")
     p.add_argument("--budget", type=float, default=400.0, help="start no variant after this many seconds")
-    p.add_argument("--top", type=int, default=10, help="kernels listed per profile")
+    p.add_argument("--top", type=int, default=10, help="kernels listed per profile (0: no profile)")
+    p.add_argument("--repeats", type=int, default=3, help="timed rounds of all variants in turns at the end")
     args = p.parse_args()
     start = time.time()
     setup = Setup(args.cpu, args.batch or (2 if args.cpu else 16))
@@ -218,13 +275,13 @@ def main() -> None:
             c.samples.append(timed(setup, c))
             print(f"-- {label}: {c.samples[-1]:,.0f} tokens/s (build, compile and warm-up {time.time() - t:.0f} s)",
                   flush=True)
-            if not args.cpu:
+            if not args.cpu and args.top > 0:
                 profile(setup, c, args.top)
             done.append(c)
         except Exception as e:  # noqa: BLE001 - a failed variant is reported, the others go on
             print(f"-- {label} FAILED: {type(e).__name__}: {str(e)[:300]}", flush=True)
             traceback.print_exc(limit=3)
-    for r in range(3):
+    for r in range(args.repeats):
         for c in (done if r % 2 else list(reversed(done))):
             c.samples.append(timed(setup, c))
     if done:

@@ -50,8 +50,9 @@ def test_selection_projects_only_the_labelled_rows(monkeypatch):
 
 @pytest.mark.parametrize("kind", ["decoder", "encoder", "encoder_decoder"])
 def test_compiled_training_loss_equals_eager(kind, make_spec):
-    """``loss_function(compile=True)`` (what ``train.compile: true`` trains with) gives the eager loss and
-    gradients; for a causal LM the model and the fused loss are traced as one graph, no breaks."""
+    """``loss_function(compile=True)`` (what ``train.compile: true`` trains with: the model compiled, the
+    fused loss eager) gives the eager loss and gradients; a causal LM's model and fused loss also trace
+    as one graph with no breaks (on CUDA that one graph gave zero gradients: docs/performance.md)."""
     from stackform.assemble import assemble
     from stackform.assemble.data import load_task
     from stackform.assemble.train.loss import loss_function
