@@ -17,13 +17,15 @@ from stackform.specs import ModelSpec, Spec, SpecError, load_spec
 from ..build import build_model
 from ..checkpoint import load, unique_tensors
 from ..models import StackformModel
-from . import bert, gpt2, llama, marian, t5
+from . import bert, gemma, gpt2, llama, marian, olmo, phi3, qwen3, starcoder2, t5
 from .family import Config, Family, canonical, differences
 from .files import CONFIG, InteropError, check_import_out, read_config, read_tensors, write_folder
 from .rules import Rule, few
 from .spec_yaml import write_import
 
-FAMILIES: list[Family] = [gpt2.FAMILY, bert.FAMILY, llama.FAMILY, t5.FAMILY, marian.FAMILY]
+# order matters only for export: the first family whose config holds a spec wins (a Phi-3 spec is a LLaMA spec)
+FAMILIES: list[Family] = [gpt2.FAMILY, bert.FAMILY, llama.FAMILY, t5.FAMILY, marian.FAMILY,
+                          qwen3.FAMILY, gemma.FAMILY, olmo.FAMILY, phi3.FAMILY, starcoder2.FAMILY]
 BY_MODEL_TYPE = {model_type: family for family in FAMILIES for model_type in family.model_types}
 
 
