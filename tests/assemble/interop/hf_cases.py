@@ -95,6 +95,16 @@ _gemma = _hf("GemmaConfig", "GemmaForCausalLM", _DECODER | dict(head_dim=16))
 _olmo = _hf("OlmoConfig", "OlmoForCausalLM", _DECODER)
 _phi3 = _hf("Phi3Config", "Phi3ForCausalLM", _DECODER)
 _starcoder2 = _hf("Starcoder2Config", "Starcoder2ForCausalLM", _DECODER)
+_bigcode = _hf("GPTBigCodeConfig", "GPTBigCodeForCausalLM",
+               dict(vocab_size=VOCAB, n_positions=40, n_embd=32, n_layer=2, n_head=4, bos_token_id=1, eos_token_id=2))
+_bloom = _hf("BloomConfig", "BloomForCausalLM",
+             dict(vocab_size=VOCAB, hidden_size=32, n_layer=2, n_head=4, bos_token_id=1, eos_token_id=2, pad_token_id=0))
+_distilbert = _hf("DistilBertConfig", "DistilBertForMaskedLM",
+                  dict(vocab_size=VOCAB, dim=32, n_layers=2, n_heads=4, hidden_dim=64, max_position_embeddings=40,
+                       pad_token_id=0))
+_mt5 = _hf("MT5Config", "MT5ForConditionalGeneration",
+           dict(vocab_size=VOCAB, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, pad_token_id=0,
+                eos_token_id=1, decoder_start_token_id=0))
 
 CASES = [
     Case("gpt2-tied", "gpt2", "decoder", _gpt2()),
@@ -144,6 +154,19 @@ CASES = [
     Case("starcoder2-mqa-nobias-window4-untied", "starcoder2", "decoder",
          _starcoder2(num_key_value_heads=1, use_bias=False, sliding_window=4, tie_word_embeddings=False,
                      hidden_act="gelu")),
+    Case("gpt_bigcode-mqa-tied", "gpt_bigcode", "decoder", _bigcode()),
+    Case("gpt_bigcode-mha-untied-relu-unscaled", "gpt_bigcode", "decoder",
+         _bigcode(multi_query=False, n_inner=48, activation_function="relu", scale_attn_weights=False,
+                  tie_word_embeddings=False), auto_family="gpt2"),
+    Case("bloom-tied", "bloom", "decoder", _bloom()),
+    Case("bloom-6heads-untied", "bloom", "decoder", _bloom(hidden_size=48, n_head=6, tie_word_embeddings=False)),
+    Case("distilbert-tied", "distilbert", "encoder", _distilbert()),
+    Case("distilbert-untied-6heads-gelu_new", "distilbert", "encoder",
+         _distilbert(dim=48, n_heads=6, n_layers=1, hidden_dim=80, activation="gelu_new", tie_word_embeddings=False)),
+    Case("mt5-gated-gelu", "mt5", "encoder_decoder", _mt5(), auto_family="t5"),
+    Case("mt5-3heads-kv12-1decoder", "mt5", "encoder_decoder",
+         _mt5(num_heads=3, d_kv=12, num_decoder_layers=1, relative_attention_num_buckets=8,
+              relative_attention_max_distance=12), auto_family="t5"),
 ]
 BY_ID = {case.id: case for case in CASES}
 

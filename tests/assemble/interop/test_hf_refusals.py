@@ -29,6 +29,13 @@ REFUSALS = [
      "partial_rotary_factor 0.5 is not supported for phi3 (supported: 1.0)"),
     ("starcoder2-gqa2-biases", {"rope_parameters": {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 2.0}},
      "rope type 'yarn' is not supported for starcoder2"),
+    ("gpt_bigcode-mqa-tied", {"add_cross_attention": True}, "add_cross_attention True is not supported for gpt_bigcode"),
+    ("bloom-tied", {"apply_residual_connection_post_layernorm": True},
+     "apply_residual_connection_post_layernorm True is not supported for bloom (supported: false"),
+    ("bloom-tied", {"pretraining_tp": 2, "slow_but_exact": True}, "slow_but_exact True is not supported for bloom"),
+    ("distilbert-tied", {"sinusoidal_pos_embds": True},
+     "sinusoidal_pos_embds True is not supported for distilbert (supported: false (learned positions))"),
+    ("mt5-gated-gelu", {"feed_forward_proj": "gated-mish"}, "feed_forward_proj 'gated-mish' is not supported for mt5"),
 ]
 
 
@@ -56,3 +63,30 @@ def test_unsupported_options_are_refused_by_key_and_value(case_id, changes, mess
     text = str(error.value)
     assert "\n" not in text and str(tmp_path / "config.json") in text
     assert message in text
+
+
+def test_mt5_file_with_its_own_lm_head(folders, tmp_path):
+    """Released mT5 files hold an untied lm_head.weight although MT5Config always says tied: transformers then
+    keeps both tables, and so does import (without the T5 rescale); export writes both back."""
+    import torch
+    import transformers
+    from safetensors.torch import load_file, save_file
+
+    from stackform.assemble import export_hf
+    from test_hf_parity import _inputs, _logits
+
+    source = folders("mt5-gated-gelu")
+    (tmp_path / "hf").mkdir()
+    (tmp_path / "hf" / "config.json").write_bytes((source / "config.json").read_bytes())
+    tensors = load_file(source / "model.safetensors")
+    tensors["lm_head.weight"] = torch.randn_like(tensors["shared.weight"])
+    save_file(tensors, tmp_path / "hf" / "model.safetensors", metadata={"format": "pt"})
+    ours = import_hf(tmp_path / "hf")
+    assert not ours.spec.model.tie_embeddings and not ours.spec.model.head.params.rescale
+    export_hf(ours, tmp_path / "back", family="mt5")
+    assert torch.equal(load_file(tmp_path / "back" / "model.safetensors")["lm_head.weight"], tensors["lm_head.weight"])
+    ids, mask, tgt = _inputs(6)
+    for folder in ("hf", "back"):
+        hf = transformers.MT5ForConditionalGeneration.from_pretrained(tmp_path / folder).eval()
+        theirs, mine, real = _logits(BY_ID["mt5-gated-gelu"], hf, ours, ids, mask, tgt)
+        assert (theirs - mine).abs().max() <= 1e-4
