@@ -1,7 +1,7 @@
 """A Hugging Face model family: config.json <-> spec, and its tensor-name rules.
 
-Each family module (gpt2, bert, llama, t5, marian) defines one ``Family`` subclass and
-adds an instance to ``FAMILIES``. Export finds a spec's family by translating the spec to
+Each family module (gpt2, bert, llama, t5, marian, qwen3, ...) defines one ``Family`` subclass, and
+``convert.FAMILIES`` lists an instance of each. Export finds a spec's family by translating the spec to
 that family's config and back: the family whose round trip gives the same architecture
 (``canonical``) is the one that can hold the model without loss.
 """
