@@ -117,7 +117,10 @@ def test_import_then_export_gives_the_original_tensors(pair, tmp_path):
     assert (theirs[real] - mine[real]).abs().max() <= TOL
 
 
-@pytest.mark.parametrize("pair", ["llama-gqa2-untied", "t5-relu-rescaled"], indirect=True)
+FIRST_OF_EACH_FAMILY = list({case.family: case.id for case in reversed(CASES)}.values())
+
+
+@pytest.mark.parametrize("pair", FIRST_OF_EACH_FAMILY, indirect=True)
 def test_out_folder_holds_a_spec_and_a_checkpoint(pair, tmp_path):
     case, hf, ours, folder = pair
     model = import_hf(folder, tmp_path / "out", name="imported")
