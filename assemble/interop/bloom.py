@@ -27,10 +27,12 @@ class BLOOM(Family):
                                      "false (the residual adds the layer's input, not its norm)")
         if config.get("slow_but_exact", False) and config.get("pretraining_tp", 1) > 1:
             raise config.unsupported("slow_but_exact", True, "false (one matrix product per projection)")
-        d_model, vocab, eps = config.need("hidden_size", "n_embed"), config.need("vocab_size"), config.get("layer_norm_epsilon", 1e-5)
+        d_model, vocab = config.need("hidden_size", "n_embed"), config.need("vocab_size")
+        eps = config.get("layer_norm_epsilon", 1e-5)
         return {
             "kind": "decoder", "vocab_size": vocab, "max_len": config.get("seq_length", 2048), "d_model": d_model,
-            "n_heads": config.need("n_head", "num_attention_heads"), "n_layers": config.need("n_layer", "num_hidden_layers"),
+            "n_heads": config.need("n_head", "num_attention_heads"),
+            "n_layers": config.need("n_layer", "num_hidden_layers"),
             "dropout": config.get("hidden_dropout", 0.0), "positional": "alibi", "residual": "pre",
             "norm": {"type": "layernorm", "eps": eps},
             "attention": {"type": "mha", "dropout": config.get("attention_dropout", 0.0)},

@@ -24,7 +24,8 @@ class Gemma(LLaMA):
                                      "false (a causal decoder)")
         model = super().spec(config, names)
         # transformers reads Gemma's legacy "gelu" as the tanh approximation, and so does import
-        activation = "gelu_tanh" if config.get("hidden_act") == "gelu" else config.activation("hidden_act", "gelu_pytorch_tanh")
+        legacy = config.get("hidden_act") == "gelu"
+        activation = "gelu_tanh" if legacy else config.activation("hidden_act", "gelu_pytorch_tanh")
         model["ffn"] = gated_ffn(activation, config.need("intermediate_size"), False)
         model["norm"]["unit_offset"] = True
         model["scale_embeddings"] = True

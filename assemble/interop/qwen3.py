@@ -40,7 +40,8 @@ class Qwen3(LLaMA):
         rules = super().rules(model)
         for i in range(model.n_layers_of("decoder")):
             for name in ("q_norm", "k_norm"):
-                rules.append(same(f"stack.layers.{i}.self_attn.{name}.weight", f"model.layers.{i}.self_attn.{name}.weight"))
+                rules.append(same(f"stack.layers.{i}.self_attn.{name}.weight",
+                                  f"model.layers.{i}.self_attn.{name}.weight"))
         return rules
 
 

@@ -1,5 +1,6 @@
 """Config options an importer does not support are refused in one line that names the key, its value
-and what the family supports (never a silent approximation). One saved folder per family, edited."""
+and what the family supports (never a silent approximation); legacy spellings are read as transformers
+reads them. One saved folder per family, edited."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from stackform.assemble.interop import InteropError  # noqa: E402
 
 # (case, config.json changes, what the one error line says)
 REFUSALS = [
-    ("qwen3-gqa2-headdim16-untied", {"rms_norm_eps": 1e-5}, "rms_norm_eps 1e-05 is not supported for qwen3 (supported: 1e-06"),
+    ("qwen3-gqa2-headdim16-untied", {"rms_norm_eps": 1e-5},
+     "rms_norm_eps 1e-05 is not supported for qwen3 (supported: 1e-06"),
     ("qwen3-gqa2-headdim16-untied", {"use_sliding_window": True}, "use_sliding_window True is not supported for qwen3"),
     ("qwen3-gqa2-headdim16-untied", {"layer_types": ["full_attention", "sliding_attention"]},
      "layer_types ['sliding_attention'] is not supported for qwen3 (supported: full_attention on every layer)"),
@@ -90,3 +92,22 @@ def test_mt5_file_with_its_own_lm_head(folders, tmp_path):
         hf = transformers.MT5ForConditionalGeneration.from_pretrained(tmp_path / folder).eval()
         theirs, mine, real = _logits(BY_ID["mt5-gated-gelu"], hf, ours, ids, mask, tgt)
         assert (theirs - mine).abs().max() <= 1e-4
+
+
+def test_gemma_legacy_gelu_is_read_as_transformers_reads_it(folders, tmp_path):
+    """Released Gemma configs say hidden_act "gelu"; transformers runs it as the tanh approximation."""
+    import torch
+    import transformers
+
+    from test_hf_parity import _inputs, _logits
+
+    source = folders("gemma-mqa-headdim16")
+    (tmp_path / "model.safetensors").write_bytes((source / "model.safetensors").read_bytes())
+    config = json.loads((source / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps(config | {"hidden_act": "gelu"}))
+    ours = import_hf(tmp_path)
+    assert ours.spec.model.ffn.params.activation == "gelu_tanh"
+    hf = transformers.GemmaForCausalLM.from_pretrained(tmp_path).eval()
+    ids, mask, tgt = _inputs(9)
+    theirs, mine, real = _logits(BY_ID["gemma-mqa-headdim16"], hf, ours, ids, mask, tgt)
+    assert (theirs[real] - mine[real]).abs().max() <= 1e-4
