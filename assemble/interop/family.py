@@ -1,7 +1,7 @@
 """A Hugging Face model family: config.json <-> spec, and its tensor-name rules.
 
-Each family module (gpt2, bert, llama, t5, marian) defines one ``Family`` subclass and
-adds an instance to ``FAMILIES``. Export finds a spec's family by translating the spec to
+Each family module (gpt2, bert, llama, t5, marian, qwen3, ...) defines one ``Family`` subclass, and
+``convert.FAMILIES`` lists an instance of each. Export finds a spec's family by translating the spec to
 that family's config and back: the family whose round trip gives the same architecture
 (``canonical``) is the one that can hold the model without loss.
 """
@@ -208,3 +208,12 @@ def kv_heads(model: ModelSpec) -> int:
     """Key/value heads of the spec's attention: n_kv_heads of gqa, 1 for mqa, else n_heads."""
     block = _block(model.attention, {"n_heads": model.n_heads, "d_model": model.d_model})
     return block.get("n_kv_heads", model.n_heads)
+
+
+def full_attention_only(config: Config) -> None:
+    """Refuse a config whose layers are not all full attention (``use_sliding_window``, ``layer_types``)."""
+    if config.get("use_sliding_window", False):
+        raise config.unsupported("use_sliding_window", True, "false (every layer attends to the whole context)")
+    other = sorted({t for t in config.get("layer_types", []) if t != "full_attention"})
+    if other:
+        raise config.unsupported("layer_types", other, "full_attention on every layer")

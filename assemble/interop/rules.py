@@ -78,3 +78,17 @@ def cross_attention(ours: str, q: str, k: str, v: str, o: str, kv_size: int, bia
 def few(names: list[str], shown: int = 5) -> str:
     """``a, b, c (+4 more)``."""
     return ", ".join(names[:shown]) + (f" (+{len(names) - shown} more)" if len(names) > shown else "")
+
+
+def per_head_fused(ours: str, theirs: str, n_heads: int, head_dim: int) -> Rule:
+    """A fused projection stored per head, [h, 3, hd] rows (BLOOM, GPT-BigCode without multi-query),
+    <-> our [3, h, hd] rows (q | k | v); works for the weight [rows, in] and the bias [rows]."""
+    def join(ts: list[Tensor]) -> Tensor:
+        t = ts[0]
+        rest = t.shape[1:]
+        return t.reshape(n_heads, 3, head_dim, *rest).transpose(0, 1).reshape(t.shape).contiguous()
+
+    def split(t: Tensor) -> list[Tensor]:
+        rest = t.shape[1:]
+        return [t.reshape(3, n_heads, head_dim, *rest).transpose(0, 1).reshape(t.shape).contiguous()]
+    return Rule(ours, (theirs,), join, split)

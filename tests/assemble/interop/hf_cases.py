@@ -17,9 +17,10 @@ VOCAB = 101  # odd on purpose
 @dataclass(frozen=True)
 class Case:
     id: str
-    family: str  # gpt2 | bert | llama | t5 | marian
+    family: str  # gpt2 | bert | llama | t5 | marian | qwen3 | ...
     kind: str  # decoder | encoder | encoder_decoder
     make: Callable[[], Any]
+    auto_family: str | None = None  # the family export picks without --family, when another holds the spec too
 
 
 def _gpt2(**kw: Any) -> Callable[[], Any]:
@@ -76,6 +77,35 @@ def _marian(**kw: Any) -> Callable[[], Any]:
     return make
 
 
+def _hf(config: str, model: str, base: dict[str, Any]) -> Callable[..., Callable[[], Any]]:
+    """A maker of ``transformers.<model>(transformers.<config>(**base | kw))``."""
+    def with_options(**kw: Any) -> Callable[[], Any]:
+        def make():
+            import transformers
+
+            return getattr(transformers, model)(getattr(transformers, config)(**(base | kw)))
+        return make
+    return with_options
+
+
+_DECODER = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                num_key_value_heads=2, max_position_embeddings=64, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+_qwen3 = _hf("Qwen3Config", "Qwen3ForCausalLM", _DECODER | dict(head_dim=16, tie_word_embeddings=False))
+_gemma = _hf("GemmaConfig", "GemmaForCausalLM", _DECODER | dict(head_dim=16))
+_olmo = _hf("OlmoConfig", "OlmoForCausalLM", _DECODER)
+_phi3 = _hf("Phi3Config", "Phi3ForCausalLM", _DECODER)
+_starcoder2 = _hf("Starcoder2Config", "Starcoder2ForCausalLM", _DECODER)
+_bigcode = _hf("GPTBigCodeConfig", "GPTBigCodeForCausalLM",
+               dict(vocab_size=VOCAB, n_positions=40, n_embd=32, n_layer=2, n_head=4, bos_token_id=1, eos_token_id=2))
+_bloom = _hf("BloomConfig", "BloomForCausalLM",
+             dict(vocab_size=VOCAB, hidden_size=32, n_layer=2, n_head=4, bos_token_id=1, eos_token_id=2, pad_token_id=0))
+_distilbert = _hf("DistilBertConfig", "DistilBertForMaskedLM",
+                  dict(vocab_size=VOCAB, dim=32, n_layers=2, n_heads=4, hidden_dim=64, max_position_embeddings=40,
+                       pad_token_id=0))
+_mt5 = _hf("MT5Config", "MT5ForConditionalGeneration",
+           dict(vocab_size=VOCAB, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, pad_token_id=0,
+                eos_token_id=1, decoder_start_token_id=0))
+
 CASES = [
     Case("gpt2-tied", "gpt2", "decoder", _gpt2()),
     Case("gpt2-untied-3heads-gelu", "gpt2", "decoder",
@@ -109,6 +139,34 @@ CASES = [
                  tie_word_embeddings=False)),
     # shared but untied: transformers 5 unties the stacks' tables from model.shared too
     Case("marian-shared-untied", "marian", "encoder_decoder", _marian(decoder_layers=1, tie_word_embeddings=False)),
+    Case("qwen3-gqa2-headdim16-untied", "qwen3", "decoder", _qwen3()),
+    Case("qwen3-mha-biases-tied", "qwen3", "decoder",
+         _qwen3(num_key_value_heads=4, head_dim=8, attention_bias=True, tie_word_embeddings=True, num_hidden_layers=1)),
+    Case("gemma-mqa-headdim16", "gemma", "decoder", _gemma(num_key_value_heads=1)),
+    Case("gemma-gqa2-untied-eps", "gemma", "decoder", _gemma(tie_word_embeddings=False, rms_norm_eps=1e-5)),
+    Case("olmo-gqa2-untied", "olmo", "decoder", _olmo()),
+    Case("olmo-mha-biases-tied", "olmo", "decoder",
+         _olmo(num_key_value_heads=4, attention_bias=True, tie_word_embeddings=True, num_hidden_layers=1)),
+    Case("phi3-gqa2", "phi3", "decoder", _phi3(), auto_family="llama"),
+    Case("phi3-mha-window4-tied", "phi3", "decoder",
+         _phi3(num_key_value_heads=4, sliding_window=4, tie_word_embeddings=True), auto_family="llama"),
+    Case("starcoder2-gqa2-biases", "starcoder2", "decoder", _starcoder2()),
+    Case("starcoder2-mqa-nobias-window4-untied", "starcoder2", "decoder",
+         _starcoder2(num_key_value_heads=1, use_bias=False, sliding_window=4, tie_word_embeddings=False,
+                     hidden_act="gelu")),
+    Case("gpt_bigcode-mqa-tied", "gpt_bigcode", "decoder", _bigcode()),
+    Case("gpt_bigcode-mha-untied-relu-unscaled", "gpt_bigcode", "decoder",
+         _bigcode(multi_query=False, n_inner=48, activation_function="relu", scale_attn_weights=False,
+                  tie_word_embeddings=False), auto_family="gpt2"),
+    Case("bloom-tied", "bloom", "decoder", _bloom()),
+    Case("bloom-6heads-untied", "bloom", "decoder", _bloom(hidden_size=48, n_head=6, tie_word_embeddings=False)),
+    Case("distilbert-tied", "distilbert", "encoder", _distilbert()),
+    Case("distilbert-untied-6heads-gelu_new", "distilbert", "encoder",
+         _distilbert(dim=48, n_heads=6, n_layers=1, hidden_dim=80, activation="gelu_new", tie_word_embeddings=False)),
+    Case("mt5-gated-gelu", "mt5", "encoder_decoder", _mt5(), auto_family="t5"),
+    Case("mt5-3heads-kv12-1decoder", "mt5", "encoder_decoder",
+         _mt5(num_heads=3, d_kv=12, num_decoder_layers=1, relative_attention_num_buckets=8,
+              relative_attention_max_distance=12), auto_family="t5"),
 ]
 BY_ID = {case.id: case for case in CASES}
 
