@@ -13,6 +13,7 @@ from safetensors import safe_open
 
 from stackform.assemble.checkpoint import spec_of
 from stackform.assemble.errors import CheckpointError
+from stackform.assemble.train import metrics_file
 from stackform.specs import Spec, load_spec
 
 from .errors import VizError
@@ -40,26 +41,11 @@ class Run:
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The records of a metrics.jsonl; a half-written last line (a run still writing) is skipped."""
+    """The checked records of a metrics.jsonl; a half-written last line (a run still writing) is skipped."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise VizError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    lines = text.split("\n")
-    records = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if number == len(lines):  # no newline after it yet: still being written
-                continue
-            raise VizError(f"{path}:{number}: not a JSON line ({exc.msg})") from None
-        if not isinstance(record, dict):
-            raise VizError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-        records.append(record)
-    return records
+        return metrics_file.read_metrics(path)
+    except metrics_file.MetricsError as exc:
+        raise VizError(str(exc)) from None
 
 
 def checkpoint_spec(path: str | os.PathLike) -> Spec:
@@ -95,7 +81,7 @@ def read_run(path: str | os.PathLike) -> Run:
     if not folder.is_dir():
         raise VizError(f"{path}: not a folder (give the run folder that holds metrics.jsonl)")
     metrics = folder / "metrics.jsonl"
-    if not metrics.is_file():
+    if not os.path.lexists(metrics):
         raise VizError(f"{path}: no metrics.jsonl in this folder (not a training run?)")
     return Run(folder, run_spec(folder), read_metrics(metrics))
 
