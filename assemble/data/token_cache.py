@@ -1,7 +1,7 @@
 """The token cache: user text tokenized once into ``train.bin`` and ``val.bin`` beside a
 ``meta.json`` in ``$STACKFORM_CACHE/tokens/<key>``, then memory-mapped.
 
-The key is a hash of the files' contents (BLAKE2b, streamed), the eos id, the validation
+The key is a hash of the files' contents (SHA-256, streamed), the eos id, the validation
 fraction, the token dtype and the cache format: a file changed in place, even one that keeps
 its size and modification time, gets a new entry. An entry is built in a temporary folder and
 renamed into place, so stackform never leaves a half-written one; an entry that does not agree
@@ -39,8 +39,8 @@ def cache_root() -> Path:
 
 
 def file_digest(path: Path) -> bytes:
-    """BLAKE2b of the bytes of ``path``, read in chunks (a DataError if it cannot be read)."""
-    digest = hashlib.blake2b(digest_size=32)
+    """SHA-256 of the bytes of ``path``, read in chunks (a DataError if it cannot be read)."""
+    digest = hashlib.sha256()
     try:
         with open(path, "rb") as handle:
             while chunk := handle.read(HASH_CHUNK):
@@ -123,7 +123,7 @@ def _open(folder: Path, dtype: type, eos_id: int, source: str) -> TokenSplit:
 
 
 def _write(folder: Path, files: list[Path], eos_id: int, val_fraction: float, dtype: type) -> list[bytes]:
-    """Tokenize ``files`` into ``folder``; the BLAKE2b digests of the bytes actually read."""
+    """Tokenize ``files`` into ``folder``; the SHA-256 digests of the bytes actually read."""
     total = sum(p.stat().st_size + 1 for p in files)
     counts = {"train": 0, "val": 0}
     digests = []
@@ -137,7 +137,7 @@ def _write(folder: Path, files: list[Path], eos_id: int, val_fraction: float, dt
         writer = SplitWriter(block_size(total), val_fraction, sink("train", train_file), sink("val", val_file))
         eos = np.array([eos_id], dtype=dtype)
         for path in files:
-            digest = hashlib.blake2b(digest_size=32)
+            digest = hashlib.sha256()
             for chunk in read_utf8_chunks(path):
                 digest.update(chunk)
                 writer.write(bytes_to_tokens(chunk, dtype))
