@@ -143,3 +143,21 @@ def test_an_entry_that_is_a_file_and_an_unwritable_cache_are_one_line(tmp_path, 
     monkeypatch.setenv("STACKFORM_CACHE", str(blocker))
     with pytest.raises(DataError, match="cannot write the token cache"):
         cached_split([corpus], 258, 0.1, "c")
+
+
+def test_special_files_as_data_are_one_line(tmp_path):
+    """A device or a pipe as train.data.path is refused (never read: /dev/zero has no end); below a
+    directory they, and a symlink loop, are skipped."""
+    from stackform.assemble.data import tsv_pairs
+
+    with pytest.raises(DataError, match=r"^/dev/zero: not a regular file or a directory \(train.data.path\)$"):
+        text_files("/dev/zero")
+    with pytest.raises(DataError, match=r"^/dev/zero: not a regular file \(train.data.path\)$"):
+        tsv_pairs("/dev/zero", 0.1)
+    folder = tmp_path / "corpus"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.txt").write_text("text")
+    (folder / "sub" / "up").symlink_to(folder)
+    (folder / "zero").symlink_to("/dev/zero")
+    os.mkfifo(folder / "pipe")
+    assert text_files(folder) == [folder / "a.txt"]
