@@ -22,7 +22,9 @@ def run(args: argparse.Namespace) -> int:
     from stackform.assemble.viz.runs import read_run
 
     from stackform.assemble.cli.attention import check_output
+    from stackform.assemble.cli.generate import text_flag
 
+    args.title = text_flag(args.title, "--title")
     check_image_path(args.out, "--out")
     check_output(args.out, "--out")  # not a folder; its folder writable
     if len(set(args.runs)) != len(args.runs):

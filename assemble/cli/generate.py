@@ -68,7 +68,13 @@ def _generator(device: torch.device, seed: int | None) -> torch.Generator | None
         raise GenerationError(f"--seed {seed}: out of range; give an integer from 0 to 2**64 - 1") from None
 
 
+MAX_ALPHA = 10.0  # ((5 + len) / 6) ** alpha overflows a float for a large alpha
+
+
 def _check_flags(args: argparse.Namespace, model: object) -> None:
+    if not -MAX_ALPHA <= args.alpha <= MAX_ALPHA:  # NaN too
+        raise GenerationError(f"--alpha: {args.alpha} is out of range; give a number from -{MAX_ALPHA:g} to "
+                              f"{MAX_ALPHA:g} (GNMT used 0.6)")
     if isinstance(model, EncoderDecoderModel):
         if args.prompt is not None:
             raise GenerationError("--prompt: this is an encoder-decoder model; give the source text with --src")

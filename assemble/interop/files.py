@@ -68,8 +68,14 @@ def _json_type(value: Any) -> str:
 def read_config(folder: str | os.PathLike) -> dict[str, Any]:
     """The parsed ``config.json`` of a Hugging Face model folder."""
     folder = Path(folder)
-    if not folder.is_dir():
-        what = "a file" if folder.exists() else "no such folder"
+    try:
+        mode = os.stat(folder).st_mode
+        what = None if stat.S_ISDIR(mode) else "a file"
+    except FileNotFoundError:
+        what = "no such folder"
+    except OSError as exc:  # a name too long, a file where a folder of the path should be
+        folder, what = Path(str(folder)[:200]), exc.strerror or str(exc)
+    if what:
         raise InteropError(f"{folder}: {what}; expected a Hugging Face model folder (config.json + model.safetensors)")
     path = folder / CONFIG
     if not os.path.lexists(path):
@@ -130,9 +136,25 @@ def read_tensors(folder: str | os.PathLike) -> dict[str, torch.Tensor]:
 RUN_FILES = ("spec.yaml", WEIGHTS, "train_state.safetensors")  # what a stackform run or import folder holds
 
 
+def _out_folder(folder: Path) -> bool:
+    """Whether ``folder`` exists (a file there is an error); one line for a path the system refuses
+    (a name too long, a file where a folder of the path should be)."""
+    try:
+        mode = os.stat(folder).st_mode
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise InteropError(f"{str(folder)[:200]}: not a usable folder ({exc.strerror or exc}); give --out a folder") \
+            from None
+    if not stat.S_ISDIR(mode):
+        raise InteropError(f"{folder}: exists and is not a folder; give --out a folder")
+    return True
+
+
 def check_import_out(folder: Path, overwrite: bool) -> None:
     """Refuse an ``import-hf --out`` that is a file, or a folder whose spec or checkpoint would be replaced."""
-    if folder.exists() and not folder.is_dir():
+    if not _out_folder(folder):
+        return
         raise InteropError(f"{folder}: exists and is not a folder; give --out a folder")
     taken = [name for name in RUN_FILES if (folder / name).exists()]
     if taken and not overwrite:
@@ -155,8 +177,7 @@ def write_folder(folder: str | os.PathLike, config: dict[str, Any], tensors: dic
                  generation: dict[str, Any] | None = None) -> Path:
     """Write ``config.json`` (+ ``generation_config.json``) and ``model.safetensors``, each atomically."""
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise InteropError(f"{folder}: exists and is not a folder")
+    _out_folder(folder)
     if (folder / INDEX).exists():
         raise InteropError(f"{folder}: already holds a sharded model ({INDEX}); write to an empty folder")
     found = _stackform_file(folder)

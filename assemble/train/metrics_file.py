@@ -31,7 +31,9 @@ def _show(value: Any) -> str:
         return json.dumps(value)
     if isinstance(value, int) and abs(value) >= 10**30:
         return f"an integer of {len(str(abs(value)))} digits"
-    text = repr(value) if not isinstance(value, (dict, list)) else f"a JSON {'object' if isinstance(value, dict) else 'array'}"
+    if isinstance(value, (dict, list)):
+        return f"a JSON {'object' if isinstance(value, dict) else 'array'}"
+    text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 

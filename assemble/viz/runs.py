@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,9 +77,13 @@ def run_spec(folder: Path) -> Spec:
 def read_run(path: str | os.PathLike) -> Run:
     """A run folder with metrics.jsonl and a spec."""
     folder = Path(path)
-    if not folder.exists():
-        raise VizError(f"{path}: no such run folder")
-    if not folder.is_dir():
+    try:
+        mode = os.stat(folder).st_mode
+    except FileNotFoundError:
+        raise VizError(f"{path}: no such run folder") from None
+    except OSError as exc:  # a name too long, a file where a folder of the path should be
+        raise VizError(f"{str(path)[:200]}: not a run folder ({exc.strerror or exc})") from None
+    if not stat.S_ISDIR(mode):
         raise VizError(f"{path}: not a folder (give the run folder that holds metrics.jsonl)")
     metrics = folder / "metrics.jsonl"
     if not os.path.lexists(metrics):

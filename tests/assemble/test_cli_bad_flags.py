@@ -36,8 +36,8 @@ S2S = {"kind": "encoder_decoder", "vocab_size": 259, "max_len": 24, "d_model": 1
 def ckpts(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ckpts")
     save(assemble({"name": "d", "model": MODEL}, seed=0), folder / "dec.safetensors")
-    save(assemble({"name": "s", "model": S2S, "train": {"task": "seq2seq", "data": {"type": "builtin", "name": "copy"}}},
-                  seed=0), folder / "s2s.safetensors")
+    s2s_train = {"task": "seq2seq", "data": {"type": "builtin", "name": "copy"}}
+    save(assemble({"name": "s", "model": S2S, "train": s2s_train}, seed=0), folder / "s2s.safetensors")
     (folder / "spec.yaml").write_text(str({"name": "d", "model": MODEL, "train": TRAIN}).replace("'", '"'))
     return folder
 
@@ -83,6 +83,7 @@ def test_every_command_refuses_an_unusable_device_in_one_line(device, ckpts, tmp
     ("--src", ["generate", "{s2s}", "--max-new", "2", "--src"]),
     ("--text", ["attention", "{dec}", "--out", "{tmp}/a.png", "--text"]),
     ("--tgt", ["attention", "{s2s}", "--out", "{tmp}/a.png", "--text", "ab", "--tgt"]),
+    ("--title", ["compare", "{tmp}", "--out", "{tmp}/a.png", "--title"]),
 ])
 @pytest.mark.parametrize("raw", [b"\xff", b"ok \xe9t\xe9", b"\xc3", b"\xed\xa0\x80"])
 def test_text_flags_refuse_bytes_that_are_not_utf8(flag, argv, raw, ckpts, tmp_path, capsys):
@@ -188,3 +189,33 @@ def test_a_full_disk_while_logging_metrics_is_one_line(tmp_path):
     with pytest.raises(WriteError, match=r"metrics\.jsonl: cannot write \(No space left on device\)"):
         log.write({"step": 1, "loss": 2.0})
     log.close()  # the failure was reported once; closing does not raise it again
+
+
+@pytest.mark.parametrize("alpha", ["99999999999999999999999", "nan", "inf", "-11"])
+def test_a_length_penalty_out_of_range_is_one_line(alpha, ckpts, capsys):
+    """((5 + len) / 6) ** alpha overflowed a float (a traceback) for a huge --alpha."""
+    code, out, err = _run(capsys, ["generate", str(ckpts / "s2s.safetensors"), "--src", "ab", "--max-new", "3",
+                                   "--beam", "2", "--alpha", alpha])
+    assert code == 2 and one_error_line(err) and out == "", err
+    assert "--alpha: " in err and "give a number from -10 to 10" in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["compare", "{bad}", "--out", "{tmp}/c.png"],
+    ["import-hf", "{bad}", "--out", "{tmp}/imported"],
+    ["import-hf", "{hf}", "--out", "{bad}"],
+    ["export-hf", "{dec}", "--out", "{bad}"],
+])
+@pytest.mark.parametrize("bad", ["{long}", "{tmp}/a-file/below"], ids=["name too long", "through a file"])
+def test_paths_the_system_refuses_are_one_line(argv, bad, ckpts, tmp_path, capsys):
+    """A 300-character name (ENAMETOOLONG) or a path through a file (ENOTDIR) made Path.exists() raise."""
+    (tmp_path / "a-file").write_text("a file, not a folder")
+    hf = tmp_path / "hf"
+    assert main(["export-hf", str(ckpts / "dec.safetensors"), "--out", str(hf)]) == 0
+    capsys.readouterr()
+    names = dict(tmp=tmp_path, hf=hf, dec=ckpts / "dec.safetensors", long="x" * 300)
+    args = [a.format(bad=bad.format(**names), **names) for a in argv]
+    before = snapshot(tmp_path)
+    code, out, err = _run(capsys, args)
+    assert code == 2 and one_error_line(err), err
+    assert snapshot(tmp_path) == before

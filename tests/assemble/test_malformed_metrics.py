@@ -101,7 +101,8 @@ def test_refusals_name_the_line_and_the_field(tmp_path):
     path = tmp_path / "metrics.jsonl"
     cases = {
         b'{"step": 1}\n{"step": "3", "split": "train"}\n': r"metrics.jsonl:2: step: expected a whole number .* '3'",
-        b'{"step": 1}\n{"step": 2, "loss": "\\u001b[31m"}\n': r":2: 'loss': expected a number or null, got '\\x1b\[31m'",
+        b'{"step": 1}\n{"step": 2, "loss": "\\u001b[31m"}\n':
+            r":2: 'loss': expected a number or null, got '\\x1b\[31m'",
         b'{"step": 1, "split": 5}\n': r":1: split: expected a short printable name .* got 5",
         b'{"step": 1}\n\xff\n{"step": 2}\n': r":2: not UTF-8 \(byte 0",
         b'{"step": 1}\n' + b"[" * 100_000 + b"\n": r":2: (not a JSON line|a line longer than)",

@@ -66,7 +66,7 @@ def test_a_vocabulary_above_65535_uses_uint32_tokens(tmp_path):
     assert split.train.dtype == np.uint32 and 69_999 in _tokens(split)
     task = TextTask(split, "causal_lm", 8, seed=0)
     assert int(task.train_batch(64)["labels"].max()) == 69_999
-    small = cached_split(text_files(corpus), 258, 0.1, "c")  # the same text with a byte vocabulary: its own uint16 entry
+    small = cached_split(text_files(corpus), 258, 0.1, "c")  # the same text, a byte vocabulary: a uint16 entry
     assert small.train.dtype == np.uint16
     assert split_documents([b"ab"], 70_000, 0.5, "x").train.dtype == np.uint32
 
