@@ -18,11 +18,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stackform.assemble.viz.compare import legend_labels, not_comparable, plot_runs, summary_rows
-    from stackform.assemble.viz.runs import read_run
-
     from stackform.assemble.cli.attention import check_output
     from stackform.assemble.cli.generate import text_flag
+    from stackform.assemble.viz.compare import legend_labels, not_comparable, plot_runs, summary_rows
+    from stackform.assemble.viz.runs import read_run
 
     args.title = text_flag(args.title, "--title")
     check_image_path(args.out, "--out")
