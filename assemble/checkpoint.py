@@ -24,7 +24,7 @@ from stackform.specs import Spec, SpecError
 from stackform.specs.load import validate_source
 from stackform.specs.plain import parse_json
 
-from .errors import CheckpointError
+from .errors import CheckpointError, WriteError
 from .version import __version__
 
 SPEC_KEY, VERSION_KEY, TIED_KEY = "stackform.spec", "stackform.version", "stackform.tied"
@@ -69,24 +69,31 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
     writer is removed by the next write of the same path.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    tmp, replaced = None, False
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
+        tmp, replaced = None, True
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:  # a full disk, no permission, a folder at path: one line, the old file kept
+        kept = ("the new file is in place but its folder could not be synced" if replaced else
+                "the file there before, if any, is unchanged")
+        error = WriteError(f"{path}: cannot write ({exc.strerror or type(exc).__name__}); {kept}")
+        error.errno = exc.errno
+        raise error from None
     finally:
-        os.close(dir_fd)
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def unique_tensors(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

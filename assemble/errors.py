@@ -11,3 +11,8 @@ class ModelInputError(StackformError, ValueError):
 
 class CheckpointError(StackformError):
     """A checkpoint that cannot be read or does not match its spec."""
+
+
+class WriteError(StackformError, OSError):
+    """A file that could not be written (a full disk, no permission, a folder in its place): one
+    line naming it; the file that was there before is unchanged. Also an OSError (``errno`` set)."""

@@ -44,12 +44,13 @@ def check_output(path: str, flag: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stackform.assemble.cli.generate import pick_device
+    from stackform.assemble.cli.generate import pick_device, text_flag
     from stackform.assemble.viz.attention import text_attention
     from stackform.assemble.viz.heatmap import plot_attention
     from stackform.assemble.viz.page import write_attention_page
     from stackform.assemble.viz.select import select
 
+    args.text, args.tgt = text_flag(args.text, "--text"), text_flag(args.tgt, "--tgt")
     if not args.out and not args.html:
         raise VizError("attention: nothing to write; give --out FILE.png and/or --html FILE.html")
     if args.out:

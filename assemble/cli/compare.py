@@ -19,10 +19,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from stackform.assemble.cli.attention import check_output
+    from stackform.assemble.cli.generate import text_flag
     from stackform.assemble.viz.compare import legend_labels, not_comparable, plot_runs, summary_rows
     from stackform.assemble.viz.runs import read_run
 
+    args.title = text_flag(args.title, "--title")
     check_image_path(args.out, "--out")
+    check_output(args.out, "--out")  # not a folder; its folder writable
     if len(set(args.runs)) != len(args.runs):
         raise VizError("compare: a run folder is given twice")
     runs = [read_run(path) for path in args.runs]

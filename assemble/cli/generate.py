@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import torch
@@ -12,7 +13,7 @@ from stackform.assemble.generation import GenerationError, generate, generate_se
 from stackform.assemble.generation.checks import not_generative
 from stackform.assemble.models import DecoderModel, EncoderDecoderModel
 from stackform.assemble.tokenizer import ByteTokenizer
-from stackform.registry import printable
+from stackform.registry import StackformError, printable
 
 
 
@@ -39,16 +40,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def pick_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; anything else must be a usable torch device."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """``--device``: ``auto`` -> cuda when available, else cpu; anything else must be a device
+    this machine can compute on (checked like ``train.device``)."""
+    from stackform.assemble.train.device import resolve_device
+
     try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise GenerationError(f"--device: '{name}' is not a torch device (cpu, cuda, cuda:1, mps, ...)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise GenerationError(f"--device: '{name}' asked for, but CUDA is not available here")
-    return device
+        return resolve_device(name, "--device")
+    except StackformError as exc:
+        raise GenerationError(str(exc)) from None
+
+
+def text_flag(value: str | None, flag: str) -> str | None:
+    """``value`` of a text flag, checked to be UTF-8: the shell passes bytes that are not UTF-8
+    as lone surrogates, which the byte tokenizer cannot encode."""
+    if value is None:
+        return None
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError as exc:
+        try:
+            raw = os.fsencode(value)
+            start = len(os.fsencode(value[:exc.start]))
+            where = f"byte 0x{raw[start]:02x} at byte offset {start}"
+        except UnicodeError:
+            where = f"character {exc.start}"
+    raise GenerationError(f"{flag}: not UTF-8 text ({where}); give UTF-8 text")
 
 
 def _generator(device: torch.device, seed: int | None) -> torch.Generator | None:
@@ -60,7 +77,13 @@ def _generator(device: torch.device, seed: int | None) -> torch.Generator | None
         raise GenerationError(f"--seed {seed}: out of range; give an integer from 0 to 2**64 - 1") from None
 
 
+MAX_ALPHA = 10.0  # ((5 + len) / 6) ** alpha overflows a float for a large alpha
+
+
 def _check_flags(args: argparse.Namespace, model: object) -> None:
+    if not -MAX_ALPHA <= args.alpha <= MAX_ALPHA:  # NaN too
+        raise GenerationError(f"--alpha: {args.alpha} is out of range; give a number from -{MAX_ALPHA:g} to "
+                              f"{MAX_ALPHA:g} (GNMT used 0.6)")
     if isinstance(model, EncoderDecoderModel):
         if args.prompt is not None:
             raise GenerationError("--prompt: this is an encoder-decoder model; give the source text with --src")
@@ -77,6 +100,7 @@ def _check_flags(args: argparse.Namespace, model: object) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    args.prompt, args.src = text_flag(args.prompt, "--prompt"), text_flag(args.src, "--src")
     device = pick_device(args.device)
     model = load(args.checkpoint, device=device)
     _check_flags(args, model)

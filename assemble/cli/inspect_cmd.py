@@ -113,9 +113,11 @@ def run(args: argparse.Namespace) -> int:
     for value, flag in ((args.context, "--context"), (args.batch, "--batch"), (args.seq, "--seq")):
         _positive(value, flag)
     if args.diagram:
+        from stackform.assemble.cli.attention import check_output
         from stackform.assemble.viz.figure import check_image_path
 
         check_image_path(args.diagram, "--diagram")
+        check_output(args.diagram, "--diagram")  # not a folder; its folder writable
     spec = _load_spec(args.spec, args.overrides)
     seq = args.seq or spec.train.seq_len or spec.model.max_len
     if seq > spec.model.max_len:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from stackform.registry import StackformError
 
@@ -35,8 +36,11 @@ def run(args: argparse.Namespace) -> int:
 
     specs = [a for a in args.args if "=" not in a]
     overrides = [a for a in args.args if "=" in a]
-    if args.device:
-        overrides.append(f"train.device={args.device}")
+    if args.device is not None:
+        from stackform.assemble.train.device import resolve_device
+
+        resolve_device(args.device, "--device")  # before any folder is made; the string as given, not YAML
+        overrides.append(f"train.device={json.dumps(args.device)}")
     if args.steps is not None:
         overrides.append(f"train.steps={args.steps}")
     if len(specs) > 1:

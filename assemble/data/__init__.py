@@ -17,7 +17,8 @@ from .number_words import number_to_words
 from .pairs import generated_pairs, held_out, tsv_pairs
 from .seq2seq import PairTask
 from .text import pydoc_documents, text_files
-from .tokens import TokenSplit, cached_split, split_documents
+from .token_cache import cached_split
+from .tokens import TokenSplit, split_documents
 from .windows import TextTask
 
 DATA_SEED_OFFSET = 1  # the data generator is seeded with train.seed + 1 (dropout uses train.seed)

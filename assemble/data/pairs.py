@@ -73,7 +73,8 @@ def tsv_pairs(path: str, val_fraction: float, max_len: int | None = None) -> tup
     if file.is_dir():
         raise DataError(f"{path}: a directory; pairs data is one TSV file (train.data.path)")
     if not file.is_file():
-        raise DataError(f"{path}: no such file (train.data.path)")
+        what = "not a regular file" if file.exists() else "no such file"
+        raise DataError(f"{path}: {what} (train.data.path)")
     text = b"".join(read_utf8_chunks(file)).decode("utf-8")
     pairs: list[tuple[int, str, str]] = []
     for lineno, line in enumerate(text.split("\n"), 1):

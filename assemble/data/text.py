@@ -28,6 +28,8 @@ def text_files(path: str | os.PathLike) -> list[Path]:
         return [root]
     if not root.exists():
         raise DataError(f"{path}: no such file or directory (train.data.path)")
+    if not root.is_dir():
+        raise DataError(f"{path}: not a regular file or a directory (train.data.path)")
     files = sorted(
         p for p in root.rglob("*")
         if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)

@@ -3,33 +3,25 @@
 A corpus becomes one stream of byte tokens, each document followed by ``eos``. The
 stream is cut into blocks (4096 tokens, smaller for tiny corpora); an evenly spread
 ``val_fraction`` of the blocks is the validation split, the rest is the training split.
-User text is tokenized once into ``train.bin``/``val.bin`` (uint16) in a cache folder
-keyed by the files' paths, sizes and modification times, then memory-mapped.
+Tokens are uint16 while every id fits (uint32 above 65535); user text is tokenized once
+into a cache (``token_cache.py``) and memory-mapped.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 
 from .errors import DataError
-from .text import read_utf8_chunks
 
-CACHE_FORMAT = 1
-TOKEN_DTYPE = np.uint16
+TOKEN_DTYPES = (np.uint16, np.uint32)
 
 
 @dataclass
 class TokenSplit:
-    """The training and validation token streams of a corpus (uint16 arrays or memmaps)."""
+    """The training and validation token streams of a corpus (uint16 or uint32 arrays or memmaps)."""
 
     train: np.ndarray
     val: np.ndarray
@@ -62,85 +54,28 @@ class SplitWriter:
             self.position += piece.size
 
 
-def _bytes_to_tokens(data: bytes) -> np.ndarray:
-    return np.frombuffer(data, dtype=np.uint8).astype(TOKEN_DTYPE)
+def token_dtype(eos_id: int) -> type:
+    """The smallest unsigned dtype that holds the byte ids and ``eos_id``: uint16, or uint32 above 65535."""
+    for dtype in TOKEN_DTYPES:
+        if 0 <= eos_id <= np.iinfo(dtype).max:
+            return dtype
+    raise DataError(f"model.eos_id: {eos_id} does not fit a token of the data (uint32 at most)")
+
+
+def bytes_to_tokens(data: bytes, dtype: type) -> np.ndarray:
+    return np.frombuffer(data, dtype=np.uint8).astype(dtype)
 
 
 def split_documents(documents: Iterable[bytes], eos_id: int, val_fraction: float, source: str) -> TokenSplit:
     """In-memory split of byte documents (small corpora such as pydoc)."""
-    docs = list(documents)
+    docs, dtype = list(documents), token_dtype(eos_id)
     total = sum(len(d) + 1 for d in docs)
     train: list[np.ndarray] = []
     val: list[np.ndarray] = []
     writer = SplitWriter(block_size(total), val_fraction, train.append, val.append)
-    eos = np.array([eos_id], dtype=TOKEN_DTYPE)
+    eos = np.array([eos_id], dtype=dtype)
     for doc in docs:
-        writer.write(_bytes_to_tokens(doc))
+        writer.write(bytes_to_tokens(doc, dtype))
         writer.write(eos)
-    join = lambda parts: np.concatenate(parts) if parts else np.zeros(0, TOKEN_DTYPE)  # noqa: E731
+    join = lambda parts: np.concatenate(parts) if parts else np.zeros(0, dtype)  # noqa: E731
     return TokenSplit(join(train), join(val), source)
-
-
-def cache_root() -> Path:
-    """``$STACKFORM_CACHE``, else ``~/.cache/stackform``."""
-    env = os.environ.get("STACKFORM_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "stackform"
-
-
-def _cache_key(files: list[Path], eos_id: int, val_fraction: float) -> str:
-    stats = []
-    for path in files:
-        st = path.stat()
-        stats.append([str(path.resolve()), st.st_size, st.st_mtime_ns])
-    blob = json.dumps({"format": CACHE_FORMAT, "files": stats, "eos": eos_id, "val": val_fraction}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
-
-
-def _open(folder: Path, source: str) -> TokenSplit:
-    meta = json.loads((folder / "meta.json").read_text())
-    arrays = []
-    for name in ("train", "val"):
-        n = meta[name]
-        arrays.append(np.memmap(folder / f"{name}.bin", dtype=TOKEN_DTYPE, mode="r", shape=(n,))
-                      if n else np.zeros(0, TOKEN_DTYPE))
-    return TokenSplit(arrays[0], arrays[1], source)
-
-
-def _write(folder: Path, files: list[Path], eos_id: int, val_fraction: float) -> None:
-    total = sum(p.stat().st_size + 1 for p in files)
-    counts = {"train": 0, "val": 0}
-    with open(folder / "train.bin", "wb") as train_file, open(folder / "val.bin", "wb") as val_file:
-        def sink(name: str, handle) -> Callable[[np.ndarray], None]:
-            def write(piece: np.ndarray) -> None:
-                handle.write(piece.tobytes())
-                counts[name] += piece.size
-            return write
-
-        writer = SplitWriter(block_size(total), val_fraction, sink("train", train_file), sink("val", val_file))
-        eos = np.array([eos_id], dtype=TOKEN_DTYPE)
-        for path in files:
-            for chunk in read_utf8_chunks(path):
-                writer.write(_bytes_to_tokens(chunk))
-            writer.write(eos)
-    (folder / "meta.json").write_text(json.dumps({**counts, "files": [str(p) for p in files]}))
-
-
-def cached_split(files: list[Path], eos_id: int, val_fraction: float, source: str) -> TokenSplit:
-    """Tokenize ``files`` once into the cache (atomically: a temp folder, then a rename); memory-map."""
-    folder = cache_root() / "tokens" / _cache_key(files, eos_id, val_fraction)
-    if not (folder / "meta.json").is_file():
-        try:
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=folder.parent))
-        except OSError as exc:
-            raise DataError(f"{folder.parent}: cannot write the token cache ({exc.strerror}); set STACKFORM_CACHE") from None
-        try:
-            _write(tmp, files, eos_id, val_fraction)
-            try:
-                os.replace(tmp, folder)
-            except OSError:  # another process finished first
-                if not (folder / "meta.json").is_file():
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return _open(folder, source)

@@ -58,7 +58,7 @@ def spec_of_config(family: Family, raw: dict[str, Any], where: str, names: set[s
     """The spec (a dict, as spec.yaml shows it) of a config.json of ``family``."""
     try:
         model = _without_none(family.spec(Config(raw, where, family.name), names))
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:  # a value of an unexpected type
+    except (AttributeError, KeyError, TypeError, ValueError, ArithmeticError) as exc:  # a value of a wrong type, 0 heads
         raise InteropError(f"{where}: not a readable {family.name} config ({type(exc).__name__}: {exc})") from None
     order = list(ModelSpec.model_fields)
     model = dict(sorted(model.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -24,37 +25,91 @@ class InteropError(StackformError):
     """A Hugging Face folder or a model that cannot be converted (one line: the place and the problem)."""
 
 
+MAX_JSON = 64 << 20  # bytes of a config.json or an index read at most (real ones are kilobytes)
+
+
+def read_json_object(path: Path, what: str) -> dict[str, Any]:
+    """The JSON object in ``path`` (a ``what``): one InteropError line for a file that is not
+    one (too large, not UTF-8, not JSON, nested too deeply, an integer of 5000 digits, an array)."""
+    try:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise InteropError(f"{path}: {'a folder' if stat.S_ISDIR(mode) else 'not a regular file'}; "
+                               f"expected the {what}")
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_JSON + 1)
+    except OSError as exc:
+        raise InteropError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if len(raw) > MAX_JSON:
+        raise InteropError(f"{path}: larger than {MAX_JSON >> 20} MiB; not a {what}")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InteropError(f"{path}: not UTF-8 (byte offset {exc.start}: {exc.reason})") from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InteropError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise InteropError(f"{path}: not a {what} (JSON nested too deeply)") from None
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise InteropError(f"{path}: not a {what} ({str(exc).split(':')[0]})") from None
+    if not isinstance(value, dict):
+        raise InteropError(f"{path}: expected a JSON object, got {_json_type(value)}")
+    return value
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",
+             float: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
 def read_config(folder: str | os.PathLike) -> dict[str, Any]:
     """The parsed ``config.json`` of a Hugging Face model folder."""
     folder = Path(folder)
-    if not folder.is_dir():
-        what = "a file" if folder.exists() else "no such folder"
+    try:
+        mode = os.stat(folder).st_mode
+        what = None if stat.S_ISDIR(mode) else "a file"
+    except FileNotFoundError:
+        what = "no such folder"
+    except OSError as exc:  # a name too long, a file where a folder of the path should be
+        folder, what = Path(str(folder)[:200]), exc.strerror or str(exc)
+    if what:
         raise InteropError(f"{folder}: {what}; expected a Hugging Face model folder (config.json + model.safetensors)")
     path = folder / CONFIG
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise InteropError(f"{folder}: not a Hugging Face model folder (no {CONFIG})")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InteropError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(config, dict):
-        raise InteropError(f"{path}: expected a JSON object, got {type(config).__name__}")
-    return config
+    return read_json_object(path, CONFIG)
+
+
+def _shard_name(index: Path, tensor: Any, name: Any) -> str:
+    """A shard named in ``weight_map``: a plain file name in the folder (no path, nothing above it)."""
+    if not isinstance(tensor, str) or not isinstance(name, str):
+        raise InteropError(f"{index}: weight_map: expected tensor names mapped to shard file names, "
+                           f"got {_json_type(tensor if not isinstance(tensor, str) else name)}")
+    if (not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name
+            or len(name.encode("utf-8", "surrogateescape")) > 255):
+        raise InteropError(f"{index}: weight_map: {name[:60]!r} is not a file name in this folder")
+    return name
 
 
 def _shards(folder: Path) -> list[Path]:
     index = folder / INDEX
-    if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
-            raise InteropError(f"{index}: not a safetensors index (needs a 'weight_map': {exc})") from None
-        names = sorted(set(weight_map.values()))
+    if os.path.lexists(index):
+        weight_map = read_json_object(index, "safetensors index").get("weight_map")
+        if not isinstance(weight_map, dict):
+            raise InteropError(f"{index}: not a safetensors index (needs a 'weight_map' object of tensor "
+                               f"name -> shard file, got {_json_type(weight_map)})")
+        names = sorted({_shard_name(index, tensor, name) for tensor, name in weight_map.items()})
         missing = [n for n in names if not (folder / n).is_file()]
         if missing:
-            raise InteropError(f"{index}: lists shards that are not in the folder: {', '.join(missing)}")
+            raise InteropError(f"{index}: lists shards that are not in the folder: {', '.join(missing[:5])}"
+                               + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""))
+        if not names:
+            raise InteropError(f"{index}: the weight_map lists no tensors")
         return [folder / n for n in names]
-    if (folder / WEIGHTS).is_file():
+    if os.path.lexists(folder / WEIGHTS):
         return [folder / WEIGHTS]
     pickled = [n for n in ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5", "flax_model.msgpack")
                if (folder / n).is_file()]
@@ -81,9 +136,25 @@ def read_tensors(folder: str | os.PathLike) -> dict[str, torch.Tensor]:
 RUN_FILES = ("spec.yaml", WEIGHTS, "train_state.safetensors")  # what a stackform run or import folder holds
 
 
+def _out_folder(folder: Path) -> bool:
+    """Whether ``folder`` exists (a file there is an error); one line for a path the system refuses
+    (a name too long, a file where a folder of the path should be)."""
+    try:
+        mode = os.stat(folder).st_mode
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise InteropError(f"{str(folder)[:200]}: not a usable folder ({exc.strerror or exc}); give --out a folder") \
+            from None
+    if not stat.S_ISDIR(mode):
+        raise InteropError(f"{folder}: exists and is not a folder; give --out a folder")
+    return True
+
+
 def check_import_out(folder: Path, overwrite: bool) -> None:
     """Refuse an ``import-hf --out`` that is a file, or a folder whose spec or checkpoint would be replaced."""
-    if folder.exists() and not folder.is_dir():
+    if not _out_folder(folder):
+        return
         raise InteropError(f"{folder}: exists and is not a folder; give --out a folder")
     taken = [name for name in RUN_FILES if (folder / name).exists()]
     if taken and not overwrite:
@@ -106,8 +177,7 @@ def write_folder(folder: str | os.PathLike, config: dict[str, Any], tensors: dic
                  generation: dict[str, Any] | None = None) -> Path:
     """Write ``config.json`` (+ ``generation_config.json``) and ``model.safetensors``, each atomically."""
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise InteropError(f"{folder}: exists and is not a folder")
+    _out_folder(folder)
     if (folder / INDEX).exists():
         raise InteropError(f"{folder}: already holds a sharded model ({INDEX}); write to an empty folder")
     found = _stackform_file(folder)

@@ -13,6 +13,8 @@ from typing import Any, TextIO
 from stackform.registry import printable
 
 from ..checkpoint import atomic_write
+from ..errors import WriteError
+from .metrics_file import read_metrics
 
 # A reader that left (EPIPE), a descriptor closed under us (EBADF), a terminal that went away (EIO).
 _GONE = (errno.EPIPE, errno.EBADF, errno.EIO)
@@ -92,27 +94,37 @@ class MetricsLog:
     def __init__(self, path: Path, resume_step: int | None = None):
         self.path = path
         self.records: list[dict[str, Any]] = []
-        if resume_step is not None and path.is_file():
-            kept = []
-            for line in path.read_text().splitlines():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut by a crash
-                if isinstance(record, dict) and record.get("step", 0) <= resume_step:
-                    kept.append(strict_json(record))  # a file of an older version may hold bare NaN
-            self.records = kept
+        self.failed = False
+        if resume_step is not None and os.path.lexists(path):  # checked before anything is written
+            self.records = [strict_json(r) for r in read_metrics(path)  # an older version wrote bare NaN
+                            if r["step"] <= resume_step]
         atomic_write(path, "".join(json.dumps(r, allow_nan=False) + "\n" for r in self.records).encode())
-        self._handle = open(path, "a")
+        try:
+            self._handle = open(path, "a")
+        except OSError as exc:
+            raise self._error(exc) from None
 
     def write(self, record: dict[str, Any]) -> None:
         record = strict_json(record)
         self.records.append(record)
-        self._handle.write(json.dumps(record, allow_nan=False) + "\n")
-        self._handle.flush()
+        try:
+            self._handle.write(json.dumps(record, allow_nan=False) + "\n")
+            self._handle.flush()
+        except OSError as exc:  # a full disk: one line (the last checkpoint is untouched)
+            raise self._error(exc) from None
+
+    def _error(self, exc: OSError) -> WriteError:
+        self.failed = True
+        error = WriteError(f"{self.path}: cannot write ({exc.strerror or type(exc).__name__})")
+        error.errno = exc.errno
+        return error
 
     def close(self) -> None:
-        self._handle.close()
+        try:
+            self._handle.close()
+        except OSError as exc:  # the records it still held could not be written
+            if not self.failed:  # already reported
+                raise self._error(exc) from None
 
 
 def fmt_duration(seconds: float) -> str:

@@ -14,18 +14,29 @@ class TrainingError(StackformError):
     """A training run that cannot start or go on (device, precision, resume, non-finite loss)."""
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda if available, else cpu; other names are checked."""
+def resolve_device(name: str, where: str = "train.device") -> torch.device:
+    """``auto`` -> cuda if available, else cpu; other names must be a device this machine can
+    compute on (not ``meta``, not a backend it lacks). ``where`` names the setting in errors."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
-    except RuntimeError:
-        raise TrainingError(f"train.device: '{name}' is not a device (auto, cpu, cuda, cuda:1, ...)") from None
+    except (RuntimeError, ValueError, TypeError):
+        raise TrainingError(f"{where}: {name!r} is not a device (auto, cpu, cuda, cuda:1, ...)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrainingError(f"train.device: '{name}' asked for, but CUDA is not available here (use auto or cpu)")
+        raise TrainingError(f"{where}: {name!r} asked for, but CUDA is not available here (use auto or cpu)")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise TrainingError(f"train.device: '{name}': this machine has {torch.cuda.device_count()} CUDA devices")
+        raise TrainingError(f"{where}: {name!r}: this machine has {torch.cuda.device_count()} CUDA devices")
+    if device.type == "meta":
+        raise TrainingError(f"{where}: 'meta' holds shapes, not numbers; nothing can run on it (use auto or cpu)")
+    if device.type == "cpu" and device.index not in (None, 0):
+        raise TrainingError(f"{where}: {name!r}: there is one CPU device, 'cpu'")
+    if device.type not in ("cpu", "cuda"):
+        try:  # a backend torch names but this machine or build lacks (mps, xpu, xla, ...)
+            torch.zeros(1, device=device).add_(1).cpu()
+        except Exception as exc:  # each backend fails in its own way
+            reason = (str(exc).strip() or type(exc).__name__).splitlines()[0].split(". ")[0][:100]
+            raise TrainingError(f"{where}: {name!r} is not available here ({reason}); use auto or cpu") from None
     return device
 
 

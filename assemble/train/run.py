@@ -257,11 +257,12 @@ def _train(spec: Spec, out: Path, resume_dir: Path | None, ranks: Any, stop_at_s
                                     **state_hooks(model, optimizer, ranks))
         if scaler is not None and counters.scaler:
             scaler.load_state_dict(counters.scaler)
+    # metrics.jsonl is read (and checked) before the first file of the run is written
+    log = MetricsLog(out / "metrics.jsonl", counters.step if resume_dir else None) if ranks.is_main else SilentLog()
     if ranks.is_main:
         atomic_write(out / "spec.yaml", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False).encode())
     console = Console(spec.train.steps, counters.step, quiet or not ranks.is_main)
     unigram = unigram_log_probs(task.split.train, spec.model.vocab_size) if spec.train.task == "mlm" else None
-    log = MetricsLog(out / "metrics.jsonl", counters.step if resume_dir else None) if ranks.is_main else SilentLog()
     run = Run(spec, model, loss_function(model, forward, spec, spec.train.compile, ranks.active), task, optimizer, scaler,
               device, amp_dtype, out, log, console, counters, unigram)
     if resume_dir is not None and out == resume_dir:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from safetensors import safe_open
 
 from stackform.assemble.checkpoint import spec_of
 from stackform.assemble.errors import CheckpointError
+from stackform.assemble.train import metrics_file
 from stackform.registry import unimported
 from stackform.specs import Spec, read_source, validate_source
 
@@ -41,26 +43,11 @@ class Run:
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The records of a metrics.jsonl; a half-written last line (a run still writing) is skipped."""
+    """The checked records of a metrics.jsonl; a half-written last line (a run still writing) is skipped."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise VizError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    lines = text.split("\n")
-    records = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if number == len(lines):  # no newline after it yet: still being written
-                continue
-            raise VizError(f"{path}:{number}: not a JSON line ({exc.msg})") from None
-        if not isinstance(record, dict):
-            raise VizError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-        records.append(record)
-    return records
+        return metrics_file.read_metrics(path)
+    except metrics_file.MetricsError as exc:
+        raise VizError(str(exc)) from None
 
 
 def checkpoint_spec(path: str | os.PathLike) -> Spec:
@@ -104,12 +91,16 @@ def _stored_spec(path: Path) -> Spec:
 def read_run(path: str | os.PathLike) -> Run:
     """A run folder with metrics.jsonl and a spec."""
     folder = Path(path)
-    if not folder.exists():
-        raise VizError(f"{path}: no such run folder")
-    if not folder.is_dir():
+    try:
+        mode = os.stat(folder).st_mode
+    except FileNotFoundError:
+        raise VizError(f"{path}: no such run folder") from None
+    except OSError as exc:  # a name too long, a file where a folder of the path should be
+        raise VizError(f"{str(path)[:200]}: not a run folder ({exc.strerror or exc})") from None
+    if not stat.S_ISDIR(mode):
         raise VizError(f"{path}: not a folder (give the run folder that holds metrics.jsonl)")
     metrics = folder / "metrics.jsonl"
-    if not metrics.is_file():
+    if not os.path.lexists(metrics):
         raise VizError(f"{path}: no metrics.jsonl in this folder (not a training run?)")
     return Run(folder, run_spec(folder), read_metrics(metrics))
 

@@ -63,7 +63,7 @@ def test_encoder_decoder_beam_search(capsys, runs):
     ("decoder", ["--src", "x"], "--src: this is a decoder-only model; give the text to continue with --prompt"),
     ("decoder", ["--beam", 2], "--beam: beam search (2) is for encoder-decoder models"),
     ("decoder", ["--top-p", 1.5], "top_p must be in (0, 1]"),
-    ("decoder", ["--device", "nonsense"], "--device: 'nonsense' is not a torch device"),
+    ("decoder", ["--device", "nonsense"], "--device: 'nonsense' is not a device"),
     ("decoder", ["--seed", 2**70], f"--seed {2**70}: out of range; give an integer from 0 to 2**64 - 1"),
     ("decoder", ["--temperature", "inf"], "temperature must be a finite number >= 0"),
     ("encoder_decoder", ["--src", ""], "--src: empty; give at least one character of source text"),

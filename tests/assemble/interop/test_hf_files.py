@@ -111,7 +111,7 @@ def _error(folder) -> str:
 def test_not_a_model_folder(tmp_path):
     assert "no config.json" in _error(tmp_path)
     (tmp_path / "config.json").write_text("{not json")
-    assert "config.json: not valid JSON" in _error(tmp_path)
+    assert "config.json:1:2: not valid JSON" in _error(tmp_path)
 
 
 def test_unknown_model_type_names_the_supported_ones(tmp_path):
