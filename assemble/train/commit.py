@@ -74,8 +74,7 @@ def settle(folder: Path) -> None:
     except CheckpointError:
         return  # not ours to finish; the next save overwrites it
     if matches:
-        os.replace(pending, folder / STATE_FILE)
-        fsync_folder(folder)
+        _move(pending, folder / STATE_FILE)
 
 
 def save_checkpoint(folder: Path, model: Any, step: int, optimizer: torch.optim.Optimizer,
@@ -100,8 +99,13 @@ def save_checkpoint(folder: Path, model: Any, step: int, optimizer: torch.optim.
         staged.unlink(missing_ok=True)
         raise
     replace_with(staged, model_path)  # the commit point
-    os.replace(folder / PENDING_FILE, folder / STATE_FILE)
-    fsync_folder(folder)
+    _move(folder / PENDING_FILE, folder / STATE_FILE)
+
+
+def _move(source: Path, target: Path) -> None:
+    """Rename ``source`` onto ``target`` durably (a failure keeps ``source``: it may be the only copy)."""
+    os.replace(source, target)
+    fsync_folder(target.parent)
 
 
 @dataclass

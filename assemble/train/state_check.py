@@ -57,13 +57,14 @@ def parse_counters(text: str, path: str, key: str) -> dict[str, Any]:
     unknown = sorted(set(data) - set(COUNTER_TYPES))
     if unknown:
         raise _fail(path, f"{key}.{unknown[0]:.40}", f"unknown counter (known: {', '.join(COUNTER_TYPES)})")
-    if "step" not in data:
-        raise _fail(path, f"{key}.step", "missing")
+    missing = [name for name in COUNTER_TYPES if name not in data]
+    if missing:
+        raise _fail(path, f"{key}.{missing[0]}", "missing")
     _number(data["step"], int, path, f"{key}.step", 0, MAX_COUNT)
-    _number(data.get("tokens", 0), int, path, f"{key}.tokens", 0, MAX_COUNT)
-    _number(data.get("elapsed_s", 0.0), float, path, f"{key}.elapsed_s", 0, 1e12)
-    _number(data.get("skipped", 0), int, path, f"{key}.skipped", 0, data["step"])
-    scaler = data.get("scaler", {})
+    _number(data["tokens"], int, path, f"{key}.tokens", 0, MAX_COUNT)
+    _number(data["elapsed_s"], float, path, f"{key}.elapsed_s", 0, 1e12)
+    _number(data["skipped"], int, path, f"{key}.skipped", 0, data["step"])
+    scaler = data["scaler"]
     if not isinstance(scaler, dict):
         raise _fail(path, f"{key}.scaler", "not a JSON object")
     if scaler:
