@@ -152,10 +152,14 @@ def _checked(model: Path, model_meta: dict[str, str], path: Path, meta: dict[str
     if _step(model_meta) != counters["step"] or not commit.startswith(f"{counters['step']}-"):
         raise CheckpointError(f"{model}: step: {model_meta.get('step')!r:.30} does not match the step "
                               f"{counters['step']} of the {STATE_FILE} saved with it (damaged metadata?)")
-    if check_sha and meta.get(MODEL_SHA_KEY) != file_sha256(model):
+    recorded = meta.get(MODEL_SHA_KEY)
+    if not isinstance(recorded, str) or len(recorded) != 64:
+        raise CheckpointError(f"{path}: {MODEL_SHA_KEY}: {recorded!r:.80} is not the SHA-256 of a model file")
+    if check_sha and recorded != file_sha256(model):
         raise CheckpointError(
-            f"{model}: the file changed after it was saved with {path.name} (its SHA-256 differs from the one "
-            "recorded there); put back the model file of that save, or start a new run (--overwrite)")
+            f"{model}: its SHA-256 differs from the one recorded in {path.name} ({MODEL_SHA_KEY}): the model file "
+            "changed after that save, or the record is damaged; put back the files of one save, or start a new "
+            "run (--overwrite)")
     return Pair(path, counters["step"], commit)
 
 

@@ -107,7 +107,8 @@ def load_train_state(path: str | os.PathLike, optimizer: torch.optim.Optimizer,
     tensors, meta = read_checkpoint(path)
     counters = check_metadata(meta, path)
     if DIGEST_KEY in meta and meta[DIGEST_KEY] != state_digest(tensors, meta):
-        raise CheckpointError(f"{path}: the file is corrupted (its SHA-256 differs from the one saved in it)")
+        raise CheckpointError(f"{path}: the file is corrupted (its SHA-256 differs from the one saved in it, "
+                              f"{DIGEST_KEY})")
     params = [p for group in optimizer.param_groups for p in group["params"]]
     state = check_optimizer(tensors, params, counters.step, path)
     check_rng(tensors, path)

@@ -36,8 +36,21 @@ def _fail(path: str, entry: str, problem: str) -> CheckpointError:
     return CheckpointError(f"{path}: {entry}: {problem}")
 
 
+class _Huge(str):
+    """An integer of more digits than any count has (parsed without converting it)."""
+
+    def __repr__(self) -> str:
+        return f"a {len(self)}-digit number"
+
+
+def _int(text: str) -> int | _Huge:
+    return int(text) if len(text) <= 40 else _Huge(text)
+
+
 def _number(value: Any, kind: type, path: str, entry: str, low: float, high: float) -> None:
     """``value`` is a JSON number of ``kind`` (a float may be written as an int) in [low, high]."""
+    if isinstance(value, _Huge):
+        raise _fail(path, entry, f"{value!r} is out of range ({low:g} to {high:g})")
     ok_types = (int,) if kind is int else (int, float)
     if isinstance(value, bool) or not isinstance(value, ok_types):
         raise _fail(path, entry, f"{value!r:.40} is not {'an integer' if kind is int else 'a number'}")
@@ -48,7 +61,7 @@ def _number(value: Any, kind: type, path: str, entry: str, low: float, high: flo
 def parse_counters(text: str, path: str, key: str) -> dict[str, Any]:
     """The counters JSON of the metadata ``key``, checked field by field."""
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_int=_int)
     except (json.JSONDecodeError, RecursionError, ValueError) as exc:
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
         raise _fail(path, key, f"not valid JSON ({reason})") from None
@@ -144,7 +157,7 @@ def check_optimizer(tensors: dict[str, torch.Tensor], params: Sequence[Any], ste
             if name == "exp_avg_sq" and bool((moment < 0).any()):
                 raise _fail(path, key, "holds negative values (a mean of squares is never negative)")
         count, key = entry["step"], f"optimizer.{index}.step"
-        if count.dtype not in (torch.float32, torch.float64) or count.shape != ():
+        if count.dtype != torch.float32 or count.shape != ():  # what AdamW keeps (fused or not)
             raise _fail(path, key, f"{count.dtype} {tuple(count.shape)}, expected a float32 scalar")
         value = float(count)
         if not (math.isfinite(value) and value == int(value) and 1 <= value <= step):

@@ -163,7 +163,7 @@ def test_a_model_file_changed_or_replaced_after_the_save_is_refused(tmp_path, ma
     tensors[name] = tensors[name] + 1  # other weights, the same commit id
     save_file(tensors, str(a / MODEL_FILE), metadata=meta)
     before = _files(a)
-    with pytest.raises(CheckpointError, match="the file changed after it was saved with train_state"):
+    with pytest.raises(CheckpointError, match="the model file changed after that save"):
         train(resume=a, overrides=["train.steps=5"], quiet=True)
     assert _files(a) == before
     (a / MODEL_FILE).write_bytes(original)
