@@ -83,7 +83,18 @@ def save_checkpoint(folder: Path, model: Any, step: int, optimizer: torch.optim.
 
     ``model``: what ``checkpoint.save`` takes (a model, or consolidate.Weights); ``state``: the
     keyword arguments of ``train_state_bytes`` for a distributed run (optimizer_state, rng).
+    An OSError (a full disk, a folder gone) is one CheckpointError; the last whole pair stays.
     """
+    try:
+        _commit(folder, model, step, optimizer, data_generator, counters, state)
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise CheckpointError(f"{folder}: the checkpoint of step {step} could not be written ({reason}); the last "
+                              "whole checkpoint in the folder is kept (--resume continues from it)") from None
+
+
+def _commit(folder: Path, model: Any, step: int, optimizer: torch.optim.Optimizer,
+            data_generator: torch.Generator, counters: Any, state: dict[str, Any]) -> None:
     settle(folder)
     commit = new_commit(step)
     model_path = folder / MODEL_FILE

@@ -119,7 +119,7 @@ def _out_dir(spec: Spec, out_dir: Any, resume: Path | None, overwrite: bool) -> 
 def _check_disk(out: Path, model: torch.nn.Module) -> None:
     """Refuse to start when the run folder's disk cannot hold a checkpoint and the training state."""
     params = sum(p.numel() * p.element_size() for p in model.parameters())
-    need = 4 * params + (64 << 20)  # model + AdamW moments (x2) + a temporary copy while saving, + slack
+    need = 6 * params + (64 << 20)  # model + AdamW moments (x2), twice while a save commits (commit.py), + slack
     free = shutil.disk_usage(out).free
     if free < need:
         raise TrainingError(f"{out}: only {free / 2**20:,.0f} MiB free on its disk; a checkpoint of this model "

@@ -205,7 +205,6 @@ def _child(spec, out) -> None:
     """The killed process: start the run, or resume it from what the last kill left."""
     code = 0
     try:
-        os.setpgrp()
         torch.set_num_threads(1)
         if (out / MODEL_FILE).exists():
             train(resume=out, quiet=True)
@@ -247,7 +246,7 @@ def test_kill_9_at_random_moments_never_leaves_a_pair_that_resumes_wrong(tmp_pat
             time.sleep(rng.uniform(0, span))
             done, status = os.waitpid(pid, os.WNOHANG)
             if not done:
-                os.killpg(pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
                 _, status = os.waitpid(pid, 0)
                 kills += 1
             else:
@@ -271,3 +270,26 @@ def test_kill_9_at_random_moments_never_leaves_a_pair_that_resumes_wrong(tmp_pat
         torch.set_num_threads(threads)
     print(f"\n{kills} kills -9: {dict(stats)}")
     assert kills >= 3
+
+
+def test_a_full_disk_during_a_save_is_one_line_and_keeps_the_last_pair(tmp_path, make_spec, monkeypatch):
+    spec = _spec(make_spec, steps=4)
+    folder = tmp_path / "run"
+    train(spec, out_dir=folder, stop_at_step=2, quiet=True)
+    before = _files(folder)
+    real = commit.write_temp
+
+    def full(path, data):
+        if str(path).endswith(PENDING_FILE):
+            raise OSError(28, "No space left on device")
+        return real(path, data)
+
+    monkeypatch.setattr(commit, "write_temp", full)
+    with pytest.raises(CheckpointError, match=r"checkpoint of step 3 could not be written \(No space left on device\); "
+                                              r"the last whole checkpoint"):
+        train(resume=folder, quiet=True)
+    assert {k: v for k, v in _files(folder).items() if k in (MODEL_FILE, STATE_FILE)} == \
+        {k: before[k] for k in (MODEL_FILE, STATE_FILE)}
+    assert not any(name.endswith(".tmp") for name in os.listdir(folder))
+    monkeypatch.undo()
+    assert train(resume=folder, quiet=True).step == 4
