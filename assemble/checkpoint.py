@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +41,20 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+TEMP_NAME_BYTES = 128  # of a file's name kept in its temporary file's name (NAME_MAX is 255 bytes)
+
+
+def _temp_prefix(path: Path) -> str:
+    """``.NAME.`` with NAME cut to TEMP_NAME_BYTES bytes: a temporary name fits any legal file name."""
+    return "." + os.fsdecode(os.fsencode(path.name)[:TEMP_NAME_BYTES]) + "."
+
+
 def remove_stale_temps(path: Path) -> None:
     """Delete ``.NAME.PID.*.tmp`` files that writers of ``path`` left when they were killed.
 
     Only files of processes that no longer run on this machine are removed.
     """
-    prefix = f".{path.name}."
+    prefix = _temp_prefix(path)
     try:
         names = os.listdir(path.parent)
     except OSError:
@@ -62,38 +70,87 @@ def remove_stale_temps(path: Path) -> None:
                 pass
 
 
-def atomic_write(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never half.
+def _write_error(path: Path, exc: OSError) -> WriteError:
+    """A failed write as one line (a full disk, no permission, a folder at ``path``); an OSError too."""
+    error = WriteError(f"{path}: cannot write ({exc.strerror or type(exc).__name__}); "
+                       "the file there before, if any, is unchanged")
+    error.errno = exc.errno
+    return error
 
-    The temporary file is ``.NAME.PID.RANDOM.tmp`` beside ``path``; one left by a killed
-    writer is removed by the next write of the same path.
+
+def write_temp(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to a new temporary file beside ``path`` and flush it to disk; ``path`` is untouched.
+
+    The file is ``.NAME.PID.RANDOM.tmp`` (NAME cut short for a long name), created with mode
+    0666 minus the umask, as ``open()`` would (``tempfile.mkstemp`` gives 0600). One left by a
+    killed writer is removed by the next write of the same path. ``replace_with`` puts it in place.
+    A failure is a ``WriteError`` line and leaves no temporary file.
     """
     path = Path(path)
-    tmp, replaced = None, False
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+        prefix = f"{_temp_prefix(path)}{os.getpid()}."
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+        while True:
+            tmp = path.parent / f"{prefix}{secrets.token_hex(4)}.tmp"
+            try:
+                fd = _open_temp(tmp, flags)
+                break
+            except FileExistsError:
+                continue
+    except OSError as exc:
+        raise _write_error(path, exc) from None
+    try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        tmp, replaced = None, True
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError as exc:  # a full disk, no permission, a folder at path: one line, the old file kept
-        kept = ("the new file is in place but its folder could not be synced" if replaced else
-                "the file there before, if any, is unchanged")
-        error = WriteError(f"{path}: cannot write ({exc.strerror or type(exc).__name__}); {kept}")
-        error.errno = exc.errno
-        raise error from None
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _write_error(path, exc) from None
+        raise
+    return tmp
+
+
+def _open_temp(tmp: Path, flags: int) -> int:
+    """The descriptor of a new temporary file (a seam: tests point it at /dev/full for a full disk)."""
+    return os.open(tmp, flags, 0o666)
+
+
+def fsync_folder(folder: str | os.PathLike) -> None:
+    """Make the renames in ``folder`` durable (a no-op where folders cannot be opened)."""
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
     finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+        os.close(dir_fd)
+
+
+def replace_with(tmp: Path, path: str | os.PathLike) -> None:
+    """Rename the temporary file ``tmp`` (from ``write_temp``) onto ``path``, durably; remove it on failure."""
+    try:
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _write_error(Path(path), exc) from None
+        raise
+    fsync_folder(Path(path).parent)
+
+
+def atomic_write(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never half.
+
+    A temporary file beside ``path`` (see ``write_temp``), fsync, rename, fsync of the folder.
+    """
+    replace_with(write_temp(path, data), path)
 
 
 def unique_tensors(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -111,8 +168,8 @@ def unique_tensors(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tens
     return tensors, tied
 
 
-def save(model: torch.nn.Module, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:
-    """Save weights + spec + version to ``path`` (a .safetensors file), atomically."""
+def checkpoint_bytes(model: torch.nn.Module, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> bytes:
+    """The bytes ``save`` writes: weights, spec, version, tied map, digest (and ``metadata``)."""
     spec: Spec = getattr(model, "spec", None)
     if spec is None:
         raise CheckpointError(f"{path}: only models built by stackform.assemble can be saved (no .spec)")
@@ -127,7 +184,12 @@ def save(model: torch.nn.Module, path: str | os.PathLike, metadata: dict[str, st
         **(metadata or {}),
     }
     meta[DIGEST_KEY] = digest(tensors, meta[SPEC_KEY], meta[TIED_KEY])
-    atomic_write(path, safetensors_bytes(tensors, metadata=meta))
+    return safetensors_bytes(tensors, metadata=meta)
+
+
+def save(model: torch.nn.Module, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:
+    """Save weights + spec + version to ``path`` (a .safetensors file), atomically."""
+    atomic_write(path, checkpoint_bytes(model, path, metadata))
     return Path(path)
 
 

@@ -17,7 +17,7 @@ import torch
 from stackform.registry import StackformError
 from stackform.specs import Spec
 
-from .data.tokens import TOKEN_DTYPE
+from .data.tokens import TOKEN_DTYPES
 from .errors import ModelInputError
 from .size import ModelSizeError, check_training_fits, locate
 from .tokenizer import ByteTokenizer
@@ -36,7 +36,8 @@ def tokenizer_problems(spec: Spec) -> list[tuple[str, str]]:
     except ModelInputError as exc:
         return [("model.vocab_size", str(exc))]
     problems = []
-    largest = int(np.iinfo(TOKEN_DTYPE).max)
+    widest = TOKEN_DTYPES[-1]  # the cache takes uint16 while the ids fit, else this
+    largest = int(np.iinfo(widest).max)
     for name in SPECIAL:
         value = getattr(tok, name)
         given = getattr(model, name) is not None
@@ -48,7 +49,7 @@ def tokenizer_problems(spec: Spec) -> list[tuple[str, str]]:
             problems.append((key, f"{what} must be below vocab_size ({model.vocab_size}); set model.{name} "
                                   f"or raise vocab_size to {value + 1}"))
         elif value > largest:
-            problems.append((key, f"{name} {value} does not fit the token stream's {np.dtype(TOKEN_DTYPE).name} "
+            problems.append((key, f"{name} {value} does not fit the token stream's {np.dtype(widest).name} "
                                   f"ids (at most {largest})"))
     return problems
 

@@ -15,16 +15,14 @@ import torch
 
 from stackform.specs import Spec
 
-from ..checkpoint import save
 from ..data import IGNORE
+from .commit import MODEL_FILE, save_checkpoint
 from .console import Console, MetricsLog, fmt_metrics
 from .device import TrainingError, autocast
 from .evaluate import evaluate
 from .forward import input_tokens, to_device
 from .schedule import lr_at
-from .state import STATE_FILE, Counters, save_train_state
-
-MODEL_FILE = "model.safetensors"
+from .state import Counters
 
 
 def target_count(labels: torch.Tensor, task: str) -> int:
@@ -230,11 +228,10 @@ class Trainer:
         return metrics
 
     def save(self, step: int) -> None:
-        """model.safetensors (weights + spec + step) and train_state.safetensors, each atomically."""
+        """model.safetensors (weights + spec + step) and train_state.safetensors, as one commit (commit.py)."""
         run = self.run
         run.counters.elapsed_s = self.elapsed()
         if run.scaler is not None:
             run.counters.scaler = run.scaler.state_dict()
-        save_train_state(run.out_dir / STATE_FILE, run.optimizer, run.task.generator, run.counters)
-        save(run.model, run.out_dir / MODEL_FILE, metadata={"step": str(step)})
+        save_checkpoint(run.out_dir, run.model, step, run.optimizer, run.task.generator, run.counters)
         run.last_save_step = step

@@ -16,12 +16,11 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import save
+from .commit import save_checkpoint
 from .consolidate import Weights, full_model_state, full_optimizer_state, rng_states
 from .device import TrainingError
 from .distributed import Ranks
-from .loop import MODEL_FILE, Run, Trainer
-from .state import STATE_FILE, save_train_state
+from .loop import Run, Trainer
 
 
 class SilentLog:
@@ -102,7 +101,7 @@ class ParallelTrainer(Trainer):
         return metrics
 
     def save(self, step: int) -> None:
-        """Gather the full model and optimizer state; rank 0 writes the same files one process would."""
+        """Gather the full model and optimizer state; rank 0 writes the same commit one process would."""
         run, ranks = self.run, self.ranks
         self.sync()
         run.counters.elapsed_s = self.elapsed()
@@ -114,9 +113,8 @@ class ParallelTrainer(Trainer):
         error = None
         if ranks.is_main:
             try:
-                save_train_state(run.out_dir / STATE_FILE, run.optimizer, run.task.generator, run.counters,
-                                 optimizer_state=optimizer_state, rng=rng)
-                save(Weights(run.model.spec, weights), run.out_dir / MODEL_FILE, metadata={"step": str(step)})
+                save_checkpoint(run.out_dir, Weights(run.model.spec, weights), step, run.optimizer,
+                                run.task.generator, run.counters, optimizer_state=optimizer_state, rng=rng)
             except Exception as exc:  # tell the other ranks, then raise here
                 error = f"{type(exc).__name__}: {exc}"
                 ranks.broadcast_json(error)

@@ -22,6 +22,7 @@ from ..data import load_task, unigram_log_probs
 from ..errors import StackformError
 from ..trainable import require_trainable, where_of
 from . import distributed
+from .commit import PENDING_FILE, find_pair
 from .consolidate import state_hooks
 from .console import Console, MetricsLog, fmt_duration
 from .device import TrainingError, configure, resolve_device, resolve_precision
@@ -56,8 +57,9 @@ class TrainResult:
 
 
 def _resume_spec(resume: Path, spec: Any, overrides: Sequence[str]) -> Spec:
-    if not resume.is_dir() or not (resume / STATE_FILE).is_file():
+    if not resume.is_dir() or not any((resume / name).is_file() for name in (STATE_FILE, PENDING_FILE)):
         raise TrainingError(f"--resume {resume}: not a run folder (needs {MODEL_FILE} and {STATE_FILE})")
+    pair = find_pair(resume)  # the model and the state of one save, or one line saying they are not
     _, meta = read_checkpoint(resume / MODEL_FILE)
     stored = spec_of(meta, str(resume / MODEL_FILE))
     for text in overrides:
@@ -69,7 +71,7 @@ def _resume_spec(resume: Path, spec: Any, overrides: Sequence[str]) -> Spec:
         raise TrainingError(f"--resume {resume}: the given spec's model differs from the run's; "
                             "leave the spec out (the run's own spec is used) or start a new run")
     resumed = load_spec(stored, overrides)
-    step = int(meta["step"]) if str(meta.get("step", "")).isdigit() else 0
+    step = pair.step
     if resumed.train.steps <= step:  # nothing to train: refuse before anything in the folder is rewritten
         raise TrainingError(f"--resume {resume}: the run is already at step {step} and train.steps is "
                             f"{resumed.train.steps}; give train.steps=N with N above {step} to train longer")
@@ -167,7 +169,7 @@ def check_owned(out: Path, resume: Path | None, overwrite: bool, locked: bool = 
 def _check_disk(out: Path, model: torch.nn.Module) -> None:
     """Refuse to start when the run folder's disk cannot hold a checkpoint and the training state."""
     params = sum(p.numel() * p.element_size() for p in model.parameters())
-    need = 4 * params + (64 << 20)  # model + AdamW moments (x2) + a temporary copy while saving, + slack
+    need = 6 * params + (64 << 20)  # model + AdamW moments (x2), twice while a save commits (commit.py), + slack
     free = shutil.disk_usage(out).free
     if free < need:
         raise TrainingError(f"{out}: only {free / 2**20:,.0f} MiB free on its disk; a checkpoint of this model "
@@ -253,7 +255,7 @@ def _train(spec: Spec, out: Path, resume_dir: Path | None, ranks: Any, stop_at_s
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     counters = Counters()
     if resume_dir is not None:
-        counters = load_train_state(resume_dir / STATE_FILE, optimizer, task.generator,
+        counters = load_train_state(find_pair(resume_dir, check_sha=False).state, optimizer, task.generator,
                                     **state_hooks(model, optimizer, ranks))
         if scaler is not None and counters.scaler:
             scaler.load_state_dict(counters.scaler)

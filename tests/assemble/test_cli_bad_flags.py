@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import errno
 import os
-import tempfile
 
 import pytest
 import torch
@@ -133,18 +132,18 @@ def _dev_full():
 def full_disk_after(monkeypatch, writes: int, name: str) -> None:
     """Once ``writes`` atomic writes of ``name`` are done, the disk is full: every later atomic
     write fails with ENOSPC (its temporary file's bytes go to /dev/full)."""
-    real, done = tempfile.mkstemp, []
+    real, done = checkpoint_module._open_temp, []
 
-    def mkstemp(prefix: str = "", suffix: str = "", dir=None):
-        fd, path = real(prefix=prefix, suffix=suffix, dir=dir)
+    def open_temp(tmp, flags):
+        fd = real(tmp, flags)
         if len(done) >= writes:
             os.close(fd)
             fd = os.open("/dev/full", os.O_WRONLY)
-        elif prefix.startswith(f".{name}."):
-            done.append(prefix)
-        return fd, path
+        elif tmp.name.startswith(f".{name}."):
+            done.append(tmp.name)
+        return fd
 
-    monkeypatch.setattr(checkpoint_module.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(checkpoint_module, "_open_temp", open_temp)
 
 
 def test_a_full_disk_while_saving_is_one_line_and_keeps_the_previous_checkpoint(ckpts, tmp_path, monkeypatch,
@@ -156,7 +155,7 @@ def test_a_full_disk_while_saving_is_one_line_and_keeps_the_previous_checkpoint(
     out = tmp_path / "run"
     spec = tmp_path / "spec.yaml"
     spec.write_text((ckpts / "spec.yaml").read_text().replace('"samples": 0', '"samples": 0, "save_every": 2'))
-    full_disk_after(monkeypatch, 1, "model.safetensors")
+    full_disk_after(monkeypatch, 1, ".train_state.pending.safetensors")  # the last file of a save
     code, _, err = _run(capsys, ["train", str(spec), "--out-dir", str(out), "--quiet"])
     assert code == 2 and one_error_line(err), err
     assert "cannot write (No space left on device)" in err and "unchanged" in err, err

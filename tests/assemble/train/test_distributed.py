@@ -30,6 +30,7 @@ import yaml
 from stackform.assemble import TrainingError, load, train
 from stackform.assemble.checkpoint import read_checkpoint
 from stackform.assemble.cli import main
+from stackform.assemble.train.commit import find_pair
 from stackform.assemble.train.distributed import parallel_mode
 from stackform.assemble.train.launch import torchrun_command
 from stackform.specs import SpecError, load_spec
@@ -158,6 +159,7 @@ def test_checkpoints_are_the_files_of_one_process(runs, run):
         if key.startswith("optimizer."):  # the full (unsharded) AdamW state, in one process's order
             torch.testing.assert_close(state[key], one_state[key], rtol=0, atol=1e-6, msg=key)
     assert torch.equal(state["rng.data"], one_state["rng.data"])  # one shared data generator
+    assert find_pair(runs / run).state.name == "train_state.safetensors"  # rank 0 wrote one whole commit
 
 
 def test_cli_nproc_relaunches_through_torchrun(runs, tmp_path):
