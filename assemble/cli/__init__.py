@@ -130,6 +130,9 @@ def _pipe_safe_output() -> Iterator[None]:
     from stackform.assemble.train.console import PipeSafe
 
     saved = sys.stdout, sys.stderr
+    for stream in saved:  # a name that is not UTF-8 (surrogate-escaped argv) prints as \udcff, never crashes
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            stream.reconfigure(errors="backslashreplace")
     sys.stdout, sys.stderr = PipeSafe.wrap(sys.stdout), PipeSafe.wrap(sys.stderr)
     try:
         yield
@@ -162,3 +165,9 @@ def _main(argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a path the system refuses (too long, through a file, no permission): one line
+        if debug:
+            traceback.print_exc()
+        where = f"{os.fsdecode(exc.filename)}: " if exc.filename else ""
+        print(f"error: {printable(where + (exc.strerror or str(exc)))}", file=sys.stderr)
+        return 2
