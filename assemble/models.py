@@ -101,7 +101,7 @@ class StackformModel(nn.Module):
                     raise ModelInputError(f"{name}: expected 1 = token, 0 = padding (or bool), got value {odd[0].item()}")
             return mask.bool()
         pad_id = self.spec.model.pad_id
-        if pad_id is not None and any(type(m).__name__ == "Padding" for m in stack.masks):
+        if pad_id is not None and any(getattr(m, "uses_padding", False) for m in stack.masks):
             return ids != pad_id
         return None
 
