@@ -21,9 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from .chunked import Chunk, ChunkedAttention
 from .mask_plan import MaskPlan
 
-CHUNK = 256  # queries per chunk of the chunked kernel
+CHUNK = 512  # queries per chunk of the chunked kernel
 MIN_BLOCK = 64  # the blocked kernel's block width is max(window, MIN_BLOCK)
 
 
@@ -109,36 +110,51 @@ def chunked_applies(plan: MaskPlan) -> bool:
     return plan.score_mod is not None or plan.ahead is not None or plan.behind is not None
 
 
-def _reference(plan: MaskPlan, size: int) -> torch.Tensor | None:
+def _reference(plan: MaskPlan, size: int, float_mask: bool) -> torch.Tensor | None:
     """Mask + bias of the last ``size`` queries over every key: with a shift-invariant plan whose keys
-    never lie ahead, chunk [q0, q0 + size) is the slice starting at column n_q - size - q0."""
-    return plan.dense(plan.n_q - size, plan.n_q, 0, plan.n_k, float_mask=plan.score_mod is not None)
+    never lie ahead, chunk [q0, q0 + size) is a slice of it, shifted by n_q - size - q0 columns."""
+    return plan.dense(plan.n_q - size, plan.n_q, 0, plan.n_k, float_mask=float_mask or plan.score_mod is not None)
+
+
+def _chunks(plan: MaskPlan, size: int, shifted: bool, dtype: torch.dtype) -> list[Chunk]:
+    out = []
+    for q0 in range(0, plan.n_q, size):
+        q1 = min(q0 + size, plan.n_q)
+        lo, hi = plan.key_range(q0, q1)
+        if shifted:
+            r0 = size - (q1 - q0)  # a short last chunk takes the reference's last rows
+            s = plan.n_q - size + r0 - q0  # column shift: the reference's query r0 + i is at q0 + i + s
+
+            def mask(ref, r0=r0, r1=r0 + q1 - q0, lo=lo, hi=hi, s=s):
+                return ref[:, :, r0:r1, lo + s: hi + s]
+        else:
+            def mask(ref, q0=q0, q1=q1, lo=lo, hi=hi):
+                m = plan.dense(q0, q1, lo, hi, float_mask=True)
+                return None if m is None else m.to(dtype)
+        out.append(Chunk(q0, q1, lo, hi, mask))
+    return out
 
 
 def chunked(q, k, v, plan: MaskPlan, scale, dropout):
     """Query-chunked attention: each chunk sees only its key range, its mask and bias built on the fly."""
-    n_q, size = plan.n_q, min(CHUNK, plan.n_q)
+    size = min(CHUNK, plan.n_q)
     shifted = plan.relative and plan.ahead == 0 and not plan.per_row
-    ref = plan.cached(("reference", size), lambda: _reference(plan, size)) if shifted else None
+    fused = q.device.type == "cpu" and not dropout and q.dtype in (torch.float32, torch.float64, torch.bfloat16)
+    ref = plan.cached(("reference", size, fused), lambda: _reference(plan, size, fused)) if shifted else None
     needs_grad = torch.is_grad_enabled() and plan.score_mod is not None and (
         ref.requires_grad if ref is not None else _score_needs_grad(plan))
+    if fused and (ref is not None or not needs_grad):  # one autograd node on the CPU flash kernels
+        if k.shape[1] != q.shape[1]:
+            k, v = k.repeat_interleave(q.shape[1] // k.shape[1], 1), v.repeat_interleave(q.shape[1] // v.shape[1], 1)
+        ref = ref.to(q.dtype) if ref is not None else None
+        chunks = _chunks(plan, size, shifted, q.dtype)
+        return ChunkedAttention.apply(q.contiguous(), k.contiguous(), v.contiguous(), ref, chunks, scale)
     outs = []
-    for q0 in range(0, n_q, size):
-        q1 = min(q0 + size, n_q)
-        lo, hi = plan.key_range(q0, q1)
-        if ref is not None:
-            s = n_q - size - q0
+    for c in _chunks(plan, size, shifted, q.dtype):
+        def one(qc, kc, vc, ref, c=c):
+            return _sdpa(qc, kc, vc, c.mask(ref), scale, dropout)
 
-            def one(qc, kc, vc, ref, q0=q0, q1=q1, lo=lo, hi=hi, s=s):
-                return _sdpa(qc, kc, vc, ref[:, :, : q1 - q0, lo + s: hi + s], scale, dropout)
-
-            args = (q[:, :, q0:q1], k[:, :, lo:hi], v[:, :, lo:hi], ref)
-        else:
-            def one(qc, kc, vc, q0=q0, q1=q1, lo=lo, hi=hi):
-                mask = plan.dense(q0, q1, lo, hi, float_mask=plan.score_mod is not None)
-                return _sdpa(qc, kc, vc, mask, scale, dropout)
-
-            args = (q[:, :, q0:q1], k[:, :, lo:hi], v[:, :, lo:hi])
+        args = (q[:, :, c.q0:c.q1], k[:, :, c.lo:c.hi], v[:, :, c.lo:c.hi], ref)
         outs.append(checkpoint(one, *args, use_reentrant=False) if needs_grad else one(*args))
     return torch.cat(outs, dim=2)  # [b, h, t, hd]
 
@@ -160,8 +176,12 @@ def flex(q, k, v, plan: MaskPlan, scale, dropout):
     block_mask = None
     if plan.parts:
         heads = plan.n_heads if plan.uses_heads else None
+
+        def mask_mod(b, h, q_idx, kv_idx):  # a plain function, as create_block_mask wants
+            return plan.mask_mod(b, h, q_idx, kv_idx)
+
         block_mask = plan.cached("flex", lambda: create_block_mask(
-            plan.mask_mod, plan.batch, heads, plan.n_q, plan.n_k, device=q.device))
+            mask_mod, plan.batch, heads, plan.n_q, plan.n_k, device=q.device))
     run = flex_attention
     if q.device.type == "cuda":
         if _compiled_flex is None:
