@@ -183,6 +183,8 @@ def flex(q, k, v, plan: MaskPlan, scale, dropout):
         block_mask = plan.cached("flex", lambda: create_block_mask(
             mask_mod, plan.batch, heads, plan.n_q, plan.n_k, device=q.device))
     run = flex_attention
+    if q.device.type == "cpu" and not torch.is_grad_enabled():  # leaves that require grad: flex refuses on CPU
+        q, k, v = q.detach(), k.detach(), v.detach()
     if q.device.type == "cuda":
         if _compiled_flex is None:
             _compiled_flex = torch.compile(flex_attention, dynamic=False)
