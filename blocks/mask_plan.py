@@ -74,8 +74,8 @@ class MaskPlan:
                 relative_scores = positional.relative_scores
         self.causal = bool(parts) and all(m.causal for m in parts) and self.score_mod is None  # SDPA is_causal
         self.unmasked = not parts and self.score_mod is None
-        self.ahead = min((m.max_ahead for m in parts if m.max_ahead is not None), default=None)
-        self.behind = min((m.window - 1 for m in parts if m.window is not None), default=None)
+        self.ahead = _least([m.max_ahead for m in parts if m.max_ahead is not None])
+        self.behind = _least([m.window - 1 for m in parts if m.window is not None])
         self.relative = all(m.relative for m in parts) and relative_scores  # shift-invariant along diagonals
         self.per_row = any(m.uses_padding or m.uses_documents for m in parts) or info.prefix_len is not None
         self.uses_heads = any(getattr(m, "uses_heads", False) for m in parts)
@@ -134,6 +134,10 @@ class MaskPlan:
         q_idx = torch.arange(q0, q1, device=device)[:, None]
         kv_idx = torch.arange(k0, k1, device=device)[None, :]
         return self.evaluate(q_idx, kv_idx, float_mask=float_mask)
+
+
+def _least(values: list[int]) -> int | None:
+    return min(values) if values else None  # (no min(default=): torch.compile breaks its graph there)
 
 
 def _lead(t: torch.Tensor, grid_dims: int) -> torch.Tensor:

@@ -110,3 +110,28 @@ def test_a_registered_plugin_mask_gets_the_fast_kernel_in_a_model(monkeypatch):
         torch.testing.assert_close(fast, slow, rtol=1e-4, atol=1e-5)
     finally:
         registry.unregister("mask", "test_dilated")
+
+
+def test_the_documented_mask_runs_fast_and_right(monkeypatch):
+    """docs/extending.md's attention-sinks mask, as written: a spec uses it, and every kernel agrees."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "extending.md").read_text()
+    code = next(c.split("```", 1)[0] for c in text.split("```python\n")[1:] if '"mask", "sinks"' in c)
+    try:
+        exec(compile(code, "docs/extending.md", "exec"), {"__name__": "docs_example"})  # our own doc's code
+        monkeypatch.setattr(kernels, "CHUNK", 4)
+        spec = {"name": "s", "model": {"kind": "decoder", "vocab_size": 23, "max_len": 16, "d_model": 16,
+                                       "n_heads": 2, "n_layers": 1, "positional": "relative_bias",
+                                       "mask": ["causal", {"type": "sinks", "sinks": 2, "recent": 3}]}}
+        model = assemble(spec, seed=0)
+        ids = torch.randint(0, 23, (2, 13))
+        with dispatch.force("dense"):
+            want = model(ids)
+        for kernel in ("chunked", "blocked"):
+            with dispatch.force(kernel):
+                torch.testing.assert_close(model(ids), want, rtol=1e-4, atol=1e-5)
+        assert dispatch.choose(model.stack.context(13, 0, ids.device, None).plan(None, 2), CPU, True, 0.0,
+                               False) == "chunked"
+    finally:
+        registry.unregister("mask", "sinks")
