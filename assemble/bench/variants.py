@@ -4,8 +4,8 @@ A decoder (d_model 256, 8 heads, 2 layers, batch 1: issue 14's shape) trains for
 at each length with each variant, all built in one process and timed in alternation (repeat after
 repeat, the order reversed every other repeat), against ``plain`` (rope, causal) in the same run:
 the step-time ratio is the median over repeats of (variant / plain) in that repeat. Peak memory is
-measured per variant in a fresh process (CPU: peak resident memory above what the process held
-before the model was built; CUDA: torch.cuda.max_memory_allocated above the weights), so that one
+measured per variant in a fresh process, first (CPU: the peak resident memory, VmHWM, above what the
+process held before the model was built; CUDA: torch.cuda.max_memory_allocated above the weights), so that one
 variant's peak never hides another's. Each row also says which kernel the dispatcher picked.
 """
 
@@ -96,7 +96,14 @@ def _peak_child(name: str, seq: int, device: str, steps: int) -> dict:
     _sync(dev)
     if dev.type == "cuda":
         return {"peak": torch.cuda.max_memory_allocated(dev) - resident}
-    return {"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before}
+    return {"peak": _high_water() - before}
+
+
+def _high_water() -> int:
+    """Peak resident bytes of this process image (VmHWM; ru_maxrss would carry the parent's over exec)."""
+    with open("/proc/self/status") as handle:
+        line = next(x for x in handle if x.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
 
 
 def peak_memory(name: str, seq: int, device: torch.device, threads: int) -> int:
@@ -114,6 +121,8 @@ def run_variants(seqs: list[int], device: torch.device, repeats: int, warmup: in
     """Time every variant against plain at each length; returns the rows of the table."""
     rows = []
     for seq in seqs:
+        names = list(variants(seq))
+        peaks = {n: peak_memory(n, seq, device, torch.get_num_threads()) for n in names} if memory else {}
         built = [Variant(name, o, p, seq, device) for name, (o, p) in variants(seq).items()]
         for v in built:
             for _ in range(warmup):
@@ -128,7 +137,6 @@ def run_variants(seqs: list[int], device: torch.device, repeats: int, warmup: in
                 v.samples.append(time.perf_counter() - start)
             log(f"  T={seq} repeat {r + 1}/{repeats}: " + ", ".join(f"{v.name} {v.samples[-1]:.2f}s" for v in built))
         plain = built[0]
-        peaks = {v.name: peak_memory(v.name, seq, device, torch.get_num_threads()) for v in built} if memory else {}
         for v in built:
             med = statistics.median(v.samples)
             rows.append({
