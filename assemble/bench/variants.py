@@ -1,12 +1,12 @@
 """``stackform bench --variants``: masks and position biases against the plain causal path, side by side.
 
-A decoder (d_model 256, 8 heads, 2 layers, batch 1: issue 14's shape) trains forward + backward
-at each length with each variant, all built in one process and timed in alternation (repeat after
-repeat, the order reversed every other repeat), against ``plain`` (rope, causal) in the same run:
-the step-time ratio is the median over repeats of (variant / plain) in that repeat. Peak memory is
-measured per variant in a fresh process, first (CPU: the peak resident memory, VmHWM, above what the
-process held before the model was built; CUDA: torch.cuda.max_memory_allocated above the weights), so that one
-variant's peak never hides another's. Each row also says which kernel the dispatcher picked.
+A decoder (d_model 256, 8 heads, 2 layers, batch 1: issue 14's shape; bf16 autocast on CUDA)
+trains forward + backward at each length with each variant, all built in one process and timed in
+alternation (the order reversed every other repeat), against ``plain`` (rope, causal) in the same
+run: the step-time ratio is the median over repeats of (variant / plain) in that repeat. Peak
+memory is measured first, per variant in a fresh process (CPU: peak resident memory, VmHWM, above
+what the process held before the model was built; CUDA: torch.cuda.max_memory_allocated above the
+weights), so one variant's peak never hides another's. Each row names the kernel the dispatcher picked.
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ class Variant:
         self.kernel = picked[0] if picked else "?"
 
     def step(self) -> None:
-        logits = self.model(self.ids[:, :-1], self.mask)  # [1, t, vocab]
+        with torch.autocast(self.ids.device.type, dtype=torch.bfloat16, enabled=self.ids.device.type == "cuda"):
+            logits = self.model(self.ids[:, :-1], self.mask)  # [1, t, vocab]
         labels = self.ids[:, 1:] if self.mask is None else self.ids[:, 1:].masked_fill(~self.mask, -100)
         F.cross_entropy(logits.flatten(0, 1), labels.flatten()).backward()
         self.model.zero_grad(set_to_none=True)
