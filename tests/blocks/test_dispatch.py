@@ -135,3 +135,16 @@ def test_the_documented_mask_runs_fast_and_right(monkeypatch):
                                False) == "chunked"
     finally:
         registry.unregister("mask", "sinks")
+
+
+def test_bias_still_serves_blocks_that_call_sdpa_themselves():
+    """ctx.bias(window): the causal fast path, or the dense [b|1, h|1, q, k] mask / bias the kernels agree with."""
+    pos = torch.arange(10)
+    assert AttentionContext(None, [CAUSAL], pos, pos).bias() == (None, True)
+    ctx = AttentionContext(ALiBi(DIMS, BlockParams()), [CAUSAL], pos, pos, n_heads=2)
+    bias, is_causal = ctx.bias(window=3)
+    assert not is_causal and bias.shape == (1, 2, 10, 10)
+    distance = (pos[:, None] - pos[None, :]).float()
+    want = (-ALiBi(DIMS, BlockParams()).slopes[:, None, None] * distance.abs()).masked_fill(
+        (distance < 0) | (distance >= 3), float("-inf"))
+    torch.testing.assert_close(bias[0], want)
