@@ -61,8 +61,8 @@ class ChunkedAttention(torch.autograd.Function):
             dk[:, :, c.lo:c.hi] += gk
             dv[:, :, c.lo:c.hi] += gv
             if dref is not None:
-                scores = (qc @ kc.transpose(-2, -1)) * (scale if scale is not None else 1 / math.sqrt(q.shape[-1]))
-                p = (scores + mask - lse[..., None]).exp_()  # [b, h, q, k]
-                ds = p * (go @ vc.transpose(-2, -1) - (go * oc).sum(-1, keepdim=True))
+                factor = scale if scale is not None else 1 / math.sqrt(q.shape[-1])
+                p = (qc @ kc.transpose(-2, -1)).mul_(factor).add_(mask).sub_(lse[..., None]).exp_()  # [b, h, q, k]
+                ds = (go @ vc.transpose(-2, -1)).sub_((go * oc).sum(-1, keepdim=True)).mul_(p)  # in place: 2 temporaries
                 c.mask(dref).add_(ds.sum(0, keepdim=True) if dref.shape[0] == 1 else ds)
         return dq, dk, dv, dref, None, None
