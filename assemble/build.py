@@ -32,15 +32,6 @@ def build_block(block: BlockSpec, dims: Dims, **inject: Any) -> nn.Module:
     return block.entry.cls(dims, block.params, **inject)
 
 
-def _cross_spec(layer_attention: BlockSpec, cross: BlockSpec | None) -> BlockSpec:
-    if cross is not None:
-        return cross
-    block = layer_attention.model_copy()
-    params = layer_attention.params
-    block._params = params.model_copy(update={"window": None}) if "window" in type(params).model_fields else params
-    return block
-
-
 def _layer_key(layer: Any) -> str:
     """A text that equal layer plans share (their blocks, dumped)."""
     return json.dumps({k: (v.model_dump() if v is not None else None) for k, v in vars(layer).items()},
@@ -87,12 +78,12 @@ def build_stack(model: ModelSpec, side: str, causal: bool, cross: bool, sample: 
                      ffn=build_block(layer.ffn, dims), ffn_res=res())
         if cross:
             cross_dims = dims.with_(causal=False)
-            parts["cross_attn"] = build_block(_cross_spec(layer.attention, layer.cross_attention), cross_dims, cross=True)
+            parts["cross_attn"] = build_block(layer.cross_attention or layer.attention, cross_dims, cross=True)
             parts["cross_res"] = res()
         layers.append(TransformerLayer(**parts))
     wants_final = plan.final_norm if plan.final_norm is not None else getattr(plan.residual.entry.cls, "final_norm", True)
     final = build_block(plan.norm, dims) if wants_final else None
-    stack = Stack(layers, positional, masks, final)
+    stack = Stack(layers, positional, masks, final, n_heads=dims.n_heads)
     if sample:
         stack.layer_runs = runs
     return stack

@@ -88,7 +88,7 @@ class StackformModel(nn.Module):
             shape = (ids.shape[0], total if total is not None else ids.shape[1])
             return keep_mask(mask, name, shape, ids.device, check_values=self.check_inputs)
         pad_id = self.spec.model.pad_id
-        if pad_id is not None and any(type(m).__name__ == "Padding" for m in stack.masks):
+        if pad_id is not None and any(getattr(m, "uses_padding", False) for m in stack.masks):
             return ids != pad_id
         return None
 

@@ -1,16 +1,15 @@
 """Multi-head attention (Vaswani et al. 2017, section 3.2) and its grouped-query variants.
 
-The default path is ``F.scaled_dot_product_attention`` (flash / memory-efficient
-kernels). ``need_weights=True`` takes the explicit path softmax(q k^T / sqrt(d) + bias) v,
-which also returns the attention weights. ``scale`` replaces 1/sqrt(d) (T5 uses 1.0).
+A layer computes q, k, v and hands them to ``ctx.attend``, which composes the stack's masks,
+the layer's ``window`` and the positional score_mod and picks the kernel (``blocks/dispatch.py``):
+SDPA's causal path by default, block-local, chunked or FlexAttention kernels for the rest, the
+explicit path softmax(q k^T / sqrt(d) + bias) v when the weights are asked for
+(``need_weights=True``). ``scale`` replaces 1/sqrt(d) (T5 uses 1.0).
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
 from pydantic import ConfigDict, Field, PositiveInt
 from torch import nn
 
@@ -57,7 +56,7 @@ class MultiHeadAttention(nn.Module):
         self.n_heads = dims.n_heads
         self.n_kv_heads = self.kv_heads(dims, params)
         self.head_dim = dims.head_dim
-        self.window = params.window
+        self.window = None if cross else params.window  # a window compares positions of one sequence
         self.dropout = params.dropout
         self.scale = params.scale
         self.cross = cross
@@ -111,34 +110,10 @@ class MultiHeadAttention(nn.Module):
             q, k = ctx.rotate(q, k)
             if cache is not None:
                 k, v = cache.append(k, v)
-        mask, is_causal = ctx.bias(self.window)
-        if mask is not None and mask.dtype != torch.bool:
-            mask = mask.to(q.dtype)
         dropout = self.dropout if self.training else 0.0
-        if need_weights:
-            y, weights = self._explicit(q, k, v, mask, is_causal, dropout)
-        else:
-            y = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=is_causal, scale=self.scale,
-                enable_gqa=self.n_kv_heads != self.n_heads,
-            )  # [b, h, t, hd]
-            weights = None
+        y, weights = ctx.attend(q, k, v, self.window, self.scale, dropout, need_weights)  # [b, h, t, hd]
         y = y.transpose(1, 2).reshape(b, t, self.q_size)  # [b, t, h*hd]
         return self.out(y), weights
-
-    def _explicit(self, q, k, v, mask, is_causal, dropout):
-        if self.n_kv_heads != self.n_heads:
-            repeat = self.n_heads // self.n_kv_heads
-            k, v = k.repeat_interleave(repeat, dim=1), v.repeat_interleave(repeat, dim=1)  # [b, h, s, hd]
-        scores = q @ k.transpose(-2, -1)  # [b, h, t, s]
-        scores = scores / math.sqrt(self.head_dim) if self.scale is None else scores * self.scale
-        if is_causal:
-            t, s = scores.shape[-2:]
-            mask = torch.ones(t, s, dtype=torch.bool, device=q.device).tril(s - t)
-        if mask is not None:
-            scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
-        weights = scores.float().softmax(dim=-1).to(q.dtype)
-        return F.dropout(weights, dropout, training=dropout > 0) @ v, weights
 
 
 @register("attention", "gqa")

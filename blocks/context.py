@@ -1,7 +1,9 @@
 """AttentionContext: what every attention layer of one stack shares during one forward pass.
 
-The stack builds it once from its positional module and masks; attention layers call
-``rotate`` and ``bias`` on it. Masks are combined once per distinct window and cached.
+The stack builds it once from its positional module and masks; attention layers call ``rotate``
+and ``attend``. The masks, a layer's window and the positional score_mod are composed once per
+distinct window into a MaskPlan (``blocks/mask_plan.py``), which the dispatcher
+(``blocks/dispatch.py``) turns into a kernel call; every layer reuses the plan and what it built.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from typing import Any
 
 import torch
 
-from .masks import Mask, MaskInfo, causal_mask, window_mask
+from . import dispatch
+from .mask_plan import MaskPlan
+from .masks import Mask, MaskInfo
 from .positional import Positional
 
 
@@ -25,49 +29,42 @@ class AttentionContext:
         k_pos: torch.Tensor,
         key_padding: torch.Tensor | None = None,
         prefix_len: torch.Tensor | None = None,
+        documents: torch.Tensor | None = None,
+        n_heads: int | None = None,
     ):
         self.positional = positional
+        self.n_heads = n_heads  # for score_mods evaluated outside a layer call (``bias``)
         self.masks = masks
-        self.info = MaskInfo(q_pos, k_pos, key_padding, prefix_len)
+        self.info = MaskInfo(q_pos, k_pos, key_padding, prefix_len, documents)
         self.rotates = positional is not None and positional.rotates
         self.state: Any = positional.prepare(q_pos, k_pos) if positional is not None else None
-        self._bias: dict[int | None, tuple[torch.Tensor | None, bool]] = {}
+        self._plans: dict[tuple[int | None, int | None], MaskPlan] = {}
 
     def rotate(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.rotates:
             return q, k
         return self.positional.rotate(q, k, self.state)
 
-    def bias(self, window: int | None = None) -> tuple[torch.Tensor | None, bool]:
-        """(attn_mask, is_causal) for SDPA: a bool mask, a float bias, or the causal fast path."""
-        if window not in self._bias:
-            self._bias[window] = self._combine(window)
-        return self._bias[window]
+    def plan(self, window: int | None = None, n_heads: int | None = None) -> MaskPlan:
+        """The composed masks and score_mod for a layer with this ``window`` (built once, then shared)."""
+        key = (window, n_heads := n_heads or self.n_heads)
+        if key not in self._plans:
+            self._plans[key] = MaskPlan(self.masks, self.info, n_heads, self.positional, self.state, window)
+        return self._plans[key]
 
-    def _combine(self, window: int | None) -> tuple[torch.Tensor | None, bool]:
-        info = self.info
-        n_q, n_k = info.q_pos.shape[0], info.k_pos.shape[0]
-        causal = any(m.causal for m in self.masks)
-        parts = [t for m in self.masks if not m.causal and (t := m(info)) is not None]
-        if info.key_padding is not None and not any(type(m).__name__ == "Padding" for m in self.masks):
-            parts.append(info.key_padding[:, None, None, :])  # [b, 1, 1, k]
-        score = self.positional.score_bias(self.state) if self.positional is not None and self.positional.biases else None
-        if not parts and window is None and score is None:
-            if causal and n_q == n_k:
-                return None, True  # SDPA's is_causal fast path
-            if not causal or n_q == 1:
-                return None, False  # nothing is hidden (one new query sees the whole cache)
-        if causal:
-            parts.append(causal_mask(info.q_pos, info.k_pos))
-        if window is not None:
-            parts.append(window_mask(info.q_pos, info.k_pos, window))
-        mask = None
-        for part in parts:
-            mask = part if mask is None else mask & part
-        if mask is not None and info.key_padding is not None:
-            mask = mask | ~mask.any(dim=-1, keepdim=True)  # a row with no visible key would give NaN
-        if score is None:
-            return mask, False
-        if mask is None:
-            return score, False
-        return score.masked_fill(~mask, float("-inf")), False
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int | None = None,
+               scale: float | None = None, dropout: float = 0.0,
+               need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Attention of q [b, h, t, hd] over k, v [b, kv, s, hd] under this context's masks and biases,
+        by the fastest kernel that computes it: ([b, h, t, hd], weights [b, h, t, s] or None)."""
+        return dispatch.attend(q, k, v, self.plan(window, q.shape[1]), scale, dropout, need_weights)
+
+    def bias(self, window: int | None = None) -> tuple[torch.Tensor | None, bool]:
+        """(attn_mask, is_causal) for SDPA: the dense mask or bias [b|1, h|1, q, k], or the causal fast
+        path. For attention blocks that call SDPA themselves; ``attend`` is faster for everything else."""
+        plan = self.plan(window)
+        if plan.unmasked or (plan.causal and plan.n_q == 1):
+            return None, False
+        if plan.causal and plan.n_q == plan.n_k:
+            return None, True
+        return plan.cached("dense", lambda: plan.dense(0, plan.n_q, 0, plan.n_k)), False

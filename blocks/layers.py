@@ -65,8 +65,9 @@ class Stack(nn.Module):
     """Layers sharing one positional module and one set of masks, then an optional final norm."""
 
     def __init__(self, layers: list[TransformerLayer], positional: Positional, masks: list[Mask],
-                 final_norm: nn.Module | None):
+                 final_norm: nn.Module | None, n_heads: int | None = None):
         super().__init__()
+        self.n_heads = n_heads
         self.positional = positional
         self.masks = nn.ModuleList(masks)
         self.layers = nn.ModuleList(layers)
@@ -77,7 +78,8 @@ class Stack(nn.Module):
                 prefix_len: torch.Tensor | None = None) -> AttentionContext:
         q_pos = torch.arange(offset, offset + t, device=device)
         k_pos = torch.arange(0, offset + t, device=device) if offset else q_pos
-        return AttentionContext(self.positional, list(self.masks), q_pos, k_pos, key_padding, prefix_len)
+        return AttentionContext(self.positional, list(self.masks), q_pos, k_pos, key_padding, prefix_len,
+                                n_heads=self.n_heads)
 
     def forward(
         self,

@@ -1,5 +1,11 @@
-"""Attention masks. A mask returns a boolean tensor, True where a query may attend to a key,
-broadcastable to [batch, heads, q, k], or None when it allows everything.
+"""Attention masks. A mask says which keys a query may see as a function of positions,
+``allowed(b, h, q_idx, kv_idx, info) -> bool tensor`` in the vocabulary of FlexAttention's
+``mask_mod``, written with tensor ops so that it also works on broadcast index grids. It declares
+what the kernels may exploit (``causal``, ``window``, ``max_ahead``, ``relative``, what it reads);
+the stack ANDs the masks once per forward and a dispatcher (``blocks/kernels``) picks the kernel.
+
+``q_idx`` and ``kv_idx`` are positions in the row (with a KV cache, the query's counts the cached
+tokens); ``b`` and ``h`` index the batch and the heads. Each is an integer tensor; they broadcast.
 """
 
 from __future__ import annotations
@@ -15,29 +21,54 @@ from stackform.registry import BlockParams, Dims, register
 
 @dataclass
 class MaskInfo:
-    """What a mask may look at: query and key positions and which keys are real tokens."""
+    """What a mask may look at besides positions: which keys are real tokens, per-call prefixes, documents."""
 
-    q_pos: torch.Tensor  # [q]
-    k_pos: torch.Tensor  # [k]
+    q_pos: torch.Tensor  # [q] row positions of the queries
+    k_pos: torch.Tensor  # [k] row positions of the keys
     key_padding: torch.Tensor | None  # [b, k] bool, True = real token
     prefix_len: torch.Tensor | None = None  # [b] prefix lengths for prefix_lm, when given per call
+    documents: torch.Tensor | None = None  # [b, k] document id of every key position (packed sequences)
 
 
 class Mask(nn.Module):
-    """Base class of masks."""
+    """Base class of masks: define ``allowed``; declare the properties below when they hold."""
 
-    causal = False  # a pure causal mask: SDPA's is_causal fast path can replace it
+    causal = False  # exactly the causal mask: SDPA's is_causal fast path can replace it
     # A query never sees a later key (past a fixed prefix): what a decoder needs, so that a token
     # cannot see the one it predicts and the KV cache can keep earlier positions as they were.
     # Validation refuses a decoder none of whose masks has it.
     hides_future = False
+    window: int | None = None  # allowed only where |q_idx - kv_idx| < window (block-local kernels)
+    max_ahead: int | None = None  # allowed only where kv_idx - q_idx <= max_ahead (0: no later key)
+    relative = False  # allowed depends on kv_idx - q_idx (and h) only: computed once, shifted per chunk
+    uses_padding = False  # reads info.key_padding (the model then derives it from pad_id when not given)
+    uses_documents = False  # reads info.documents
 
-    def forward(self, info: MaskInfo) -> torch.Tensor | None:
-        raise NotImplementedError
+    def allowed(self, b: torch.Tensor, h: torch.Tensor, q_idx: torch.Tensor, kv_idx: torch.Tensor,
+                info: MaskInfo) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} defines no allowed(b, h, q_idx, kv_idx, info)")
+
+    def active(self, info: MaskInfo) -> bool:
+        """Whether the mask hides anything in this call (padding without padding does not)."""
+        return True
+
+    def forward(self, info: MaskInfo) -> torch.Tensor:
+        """The dense mask, True = may attend, broadcastable to [b, h, q, k] (evaluated on the index grid)."""
+        q, k = info.q_pos[:, None], info.k_pos[None, :]  # [q, 1], [1, k]
+        zero = torch.zeros((), dtype=torch.long, device=q.device)
+        return self.allowed(batch_index(info), zero, q, k, info)
 
     def generation_problem(self, start_len: int) -> str | None:
         """Why decoding that starts from ``start_len`` tokens cannot work with this mask, or None."""
         return None
+
+
+def batch_index(info: MaskInfo) -> torch.Tensor:
+    """``b`` for a grid evaluation: [b, 1, 1, 1] when the call carries per-row data, else a 0 scalar."""
+    rows = next((t for t in (info.key_padding, info.prefix_len, info.documents) if t is not None), None)
+    if rows is None:
+        return torch.zeros((), dtype=torch.long, device=info.q_pos.device)
+    return torch.arange(rows.shape[0], device=rows.device)[:, None, None, None]
 
 
 def causal_mask(q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor:
@@ -50,33 +81,48 @@ class Causal(Mask):
 
     causal = True
     hides_future = True
+    max_ahead = 0
+    relative = True
 
     def __init__(self, dims: Dims, params: BlockParams):
         super().__init__()
 
-    def forward(self, info: MaskInfo) -> torch.Tensor:
-        return causal_mask(info.q_pos, info.k_pos)
+    def allowed(self, b, h, q_idx, kv_idx, info):
+        return kv_idx <= q_idx
 
 
 @register("mask", "padding")
 class Padding(Mask):
     """Keys at pad positions are hidden (from ``attention_mask``, else from ``pad_id``)."""
 
+    uses_padding = True
+
     def __init__(self, dims: Dims, params: BlockParams):
         super().__init__()
 
-    def forward(self, info: MaskInfo) -> torch.Tensor | None:
-        if info.key_padding is None:
-            return None
-        return info.key_padding[:, None, None, :]  # [b, 1, 1, k]
+    def active(self, info: MaskInfo) -> bool:
+        return info.key_padding is not None
+
+    def allowed(self, b, h, q_idx, kv_idx, info):
+        return info.key_padding[b, kv_idx]
 
 
-def window_mask(q_pos: torch.Tensor, k_pos: torch.Tensor, window: int) -> torch.Tensor:
-    return (q_pos[:, None] - k_pos[None, :]).abs() < window  # [q, k]
+class Window(Mask):
+    """Keys less than ``window`` positions away (an attention layer's own ``window``; not registered)."""
+
+    relative = True
+
+    def __init__(self, window: int):
+        super().__init__()
+        self.window = window
+        self.max_ahead = window - 1
+
+    def allowed(self, b, h, q_idx, kv_idx, info):
+        return (q_idx - kv_idx).abs() < self.window
 
 
 @register("mask", "sliding_window")
-class SlidingWindow(Mask):
+class SlidingWindow(Window):
     """A query sees keys less than ``window`` positions away (with causal: only behind)."""
 
     class Params(BlockParams):
@@ -84,11 +130,7 @@ class SlidingWindow(Mask):
         window: PositiveInt
 
     def __init__(self, dims: Dims, params: Params):
-        super().__init__()
-        self.window = params.window
-
-    def forward(self, info: MaskInfo) -> torch.Tensor:
-        return window_mask(info.q_pos, info.k_pos, self.window)
+        super().__init__(params.window)
 
 
 @register("mask", "prefix_lm")
@@ -112,9 +154,6 @@ class PrefixLM(Mask):
                 "decoding starts from; generated tokens cannot join the bidirectional prefix (earlier positions "
                 "would have to see them), so start from the whole prefix")
 
-    def forward(self, info: MaskInfo) -> torch.Tensor:
-        seen = causal_mask(info.q_pos, info.k_pos)  # [q, k]
-        if info.prefix_len is not None:
-            in_prefix = info.k_pos[None, :] < info.prefix_len[:, None]  # [b, k]
-            return seen | in_prefix[:, None, None, :]  # [b, 1, q, k]
-        return seen | (info.k_pos < self.prefix_len)[None, :]
+    def allowed(self, b, h, q_idx, kv_idx, info):
+        prefix = info.prefix_len[b] if info.prefix_len is not None else self.prefix_len
+        return (kv_idx <= q_idx) | (kv_idx < prefix)

@@ -2,7 +2,9 @@
 
 - ``embed(x, positions)``: add to the token embeddings (sinusoidal, learned);
 - ``rotate(q, k, state)``: rotate queries and keys (rope);
-- ``score_bias(state)``: a [heads, q, k] bias added to attention scores (alibi).
+- ``score_mod(state)``: a FlexAttention ``score_mod`` (score, b, h, q_idx, kv_idx) -> score that
+  biases attention scores (alibi, T5's relative bias); the kernels apply it per block or chunk;
+- ``score_bias(state)``: the older dense form, a [heads, q, k] bias (plugins that predate score_mod).
 
 ``prepare(q_pos, k_pos)`` runs once per forward and returns what the other hooks share.
 """
@@ -10,7 +12,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import torch
 import torch.nn.functional as F
@@ -20,11 +22,17 @@ from torch import nn
 from stackform.registry import BlockParams, Dims, register
 
 
+ScoreMod = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
 class Positional(nn.Module):
     """Base class: every hook does nothing."""
 
     rotates = False  # rotate() is not the identity
-    biases = False  # score_bias() returns a tensor
+    biases = False  # score_mod() (or the older score_bias()) modifies attention scores
+    # score_mod's result depends on positions only through kv_pos - q_pos: a chunk's bias is a shifted
+    # slice of one reference block (built once per forward), not computed anew per chunk
+    relative_scores = False
     # Computed tables that stay float32 when the model moves to another float dtype (the block
     # casts them at use): a bf16 model runs the same, and .float() afterwards is exact again.
     float32_tables: tuple[str, ...] = ()
@@ -47,7 +55,12 @@ class Positional(nn.Module):
     def rotate(self, q: torch.Tensor, k: torch.Tensor, state: Any) -> tuple[torch.Tensor, torch.Tensor]:
         return q, k
 
+    def score_mod(self, state: Any) -> ScoreMod | None:
+        """``mod(score, b, h, q_idx, kv_idx) -> score`` (FlexAttention's score_mod; indices into q and k)."""
+        return None
+
     def score_bias(self, state: Any) -> torch.Tensor | None:
+        """A dense bias broadcastable to [b, h, q, k]; only read when ``score_mod`` returns None."""
         return None
 
 
@@ -208,6 +221,7 @@ class ALiBi(Positional):
     """Attention with linear biases: score -= slope_h * |i - j| (Press et al. 2022)."""
 
     biases = True
+    relative_scores = True
 
     def __init__(self, dims: Dims, params: BlockParams):
         super().__init__()
@@ -216,7 +230,12 @@ class ALiBi(Positional):
     def prepare(self, q_pos: torch.Tensor, k_pos: torch.Tensor) -> Any:
         return q_pos, k_pos
 
-    def score_bias(self, state: Any) -> torch.Tensor:
+    def score_mod(self, state: Any) -> ScoreMod:
         q_pos, k_pos = state
-        distance = (q_pos[:, None] - k_pos[None, :]).abs().float()  # [q, k]
-        return -self.slopes[:, None, None] * distance  # [h, q, k]
+        slopes = self.slopes
+
+        def alibi(score, b, h, q_idx, kv_idx):
+            distance = (q_pos[q_idx] - k_pos[kv_idx]).abs()
+            return score - (slopes[h] * distance).to(score.dtype)
+
+        return alibi

@@ -18,7 +18,7 @@ from torch import nn
 
 from stackform.registry import BlockParams, Dims, register
 
-from .positional import Positional
+from .positional import Positional, ScoreMod
 
 
 def relative_bucket(relative: torch.Tensor, bidirectional: bool, num_buckets: int, max_distance: int) -> torch.Tensor:
@@ -43,6 +43,7 @@ class RelativeBias(Positional):
     """T5 relative position bias: a learned per-head score bias for each bucket of key - query distance."""
 
     biases = True
+    relative_scores = True
 
     class Params(BlockParams):
         num_buckets: PositiveInt = Field(32, description="buckets (half per direction when bidirectional)")
@@ -65,10 +66,20 @@ class RelativeBias(Positional):
         self.bidirectional = params.bidirectional if params.bidirectional is not None else not dims.causal
         self.weight = nn.Parameter(torch.empty(params.num_buckets, dims.n_heads))  # [buckets, h]
         nn.init.normal_(self.weight, std=0.02)
+        self.max_len = dims.max_len
+        relative = torch.arange(-dims.max_len + 1, dims.max_len)  # every key - query distance
+        buckets = relative_bucket(relative, self.bidirectional, self.num_buckets, self.max_distance)
+        self.register_buffer("buckets", buckets, persistent=False)  # [2 * max_len - 1]
 
     def prepare(self, q_pos: torch.Tensor, k_pos: torch.Tensor) -> Any:
-        relative = k_pos[None, :] - q_pos[:, None]  # [q, k]
-        return relative_bucket(relative, self.bidirectional, self.num_buckets, self.max_distance)
+        return q_pos, k_pos
 
-    def score_bias(self, state: Any) -> torch.Tensor:
-        return self.weight[state].permute(2, 0, 1)  # [q, k, h] -> [h, q, k]
+    def score_mod(self, state: Any) -> ScoreMod:
+        q_pos, k_pos = state
+        table = self.weight.t()[:, self.buckets]  # [h, 2 * max_len - 1]: the bias of every distance
+        shift = self.max_len - 1
+
+        def relative_bias(score, b, h, q_idx, kv_idx):
+            return score + table[h, k_pos[kv_idx] - q_pos[q_idx] + shift].to(score.dtype)
+
+        return relative_bias

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 import torch
 
@@ -37,6 +38,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="torch.compile every model; MODE: " + ", ".join(COMPILE_MODES) + " (default: default)")
     p.add_argument("--peers", action="store_true", help="also x-transformers and Hugging Face GPT-2 if installed")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
+    p.add_argument("--variants", action="store_true",
+                   help="masks and position biases (alibi, T5 bias, sliding window, prefix LM, padding) against "
+                        "the plain causal path: step time and peak memory ratios (default --seq: 1024 and 4096 "
+                        "on cpu, 8192 on cuda)")
     p.add_argument("--plain-ce", action="store_true",
                    help="also stackform's model with the reference's full-logits loss (to separate model and loss)")
 
@@ -48,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     from stackform.assemble.bench.report import table
     from stackform.specs import load_spec
 
+    if args.variants:
+        return run_variants_cli(args)
     name, overrides, batch, seq = PRESETS[args.preset]
     if args.spec and "=" in args.spec:  # `bench --preset tiny model.d_model=32`: an override, not a spec
         args.spec, args.overrides = None, [args.spec, *args.overrides]
@@ -82,4 +89,23 @@ def run(args: argparse.Namespace) -> int:
         contestants += peer_steps(spec, data, device, bf16, args.compile)
     run_alternating(contestants, device, args.steps, args.repeats, args.warmup)
     print(printable(table(contestants, spec, seq, device_name), keep="\n"))
+    return 0
+
+
+def run_variants_cli(args: argparse.Namespace) -> int:
+    from stackform.assemble.bench.variants import run_variants, table
+
+    if args.spec or args.overrides:
+        raise StackformError("bench --variants: takes no spec or overrides (it benches its own decoder)")
+    device = device_of(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    seqs = [args.seq] if args.seq else ([8192] if device.type == "cuda" else [1024, 4096])
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"bench --variants: decoder d_model 256 x 2 layers, 8 heads, batch 1, forward + backward, "
+          f"{torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'} "
+          f"({torch.get_num_threads()} threads), torch {torch.__version__}, load average {load}")
+    rows = run_variants(seqs, device, args.repeats, args.warmup, memory=True)
+    print(table(rows))
+    print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     return 0

@@ -12,7 +12,6 @@ from typing import Any
 
 from stackform.specs import ModelSpec
 
-from ..build import _cross_spec
 from .files import InteropError
 from .rules import Rule
 
@@ -178,7 +177,7 @@ def canonical(model: ModelSpec) -> dict[str, Any]:
             "final_norm": bool(final),
             "layers": [{
                 "attention": _block(layer.attention, dims),
-                "cross_attention": _block(_cross_spec(layer.attention, layer.cross_attention), dims)
+                "cross_attention": _block(layer.cross_attention or layer.attention, dims)
                 if model.kind == "encoder_decoder" and causal else None,
                 "ffn": _block(layer.ffn, dims), "norm": _block(layer.norm, dims),
                 "residual": _block(layer.residual, dims),
