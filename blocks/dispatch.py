@@ -2,7 +2,8 @@
 
     weights asked for                  -> explicit
     nothing hidden, or plain causal    -> sdpa (is_causal), as before
-    CUDA, keys >= FLEX_MIN_KEYS        -> flex (BlockMask + score_mod), when torch has it
+    CUDA, keys >= FLEX_MIN_KEYS        -> flex (BlockMask + score_mod), when torch has it (no grad:
+                                          see FLEX_TRAINING)
     a window, as many queries as keys  -> blocked, when the blocks cover under half the keys
     a score bias, or keys bounded      -> chunked, when there is more than one chunk
     anything else                      -> dense
@@ -24,6 +25,12 @@ from .mask_plan import MaskPlan
 # Keys from which FlexAttention beats SDPA with a dense mask on CUDA. To be measured in the GPU
 # round (tests/benchmarks/bench_gpu_attention_variants.py); below it the CPU rules apply.
 FLEX_MIN_KEYS = 1024
+
+# FlexAttention's backward gave other gradients than the dense path on an H200 (torch 2.11, the
+# GPU round of 2026-12-04: test_flex_gradients_match_dense_on_cuda[decoder-causal-alibi] failed).
+# Until that test passes on a GPU, flex serves only calls without gradients (generation,
+# evaluation); training takes blocked / chunked / dense, which match dense everywhere.
+FLEX_TRAINING = False
 
 KERNELS: dict[str, Callable] = {
     "sdpa": kernels.sdpa, "dense": kernels.dense, "blocked": kernels.blocked, "chunked": kernels.chunked,
@@ -60,8 +67,8 @@ def applies(name: str, plan: MaskPlan, device: torch.device, grad: bool, dropout
         return kernels.blocked_applies(plan)
     if name == "chunked":
         return kernels.chunked_applies(plan)
-    if name == "flex":  # no backward on CPU, no dropout
-        return flex_available() and not dropout and (device.type == "cuda" or not grad)
+    if name == "flex":  # no backward on CPU, no dropout; with gradients only once checked (FLEX_TRAINING)
+        return flex_available() and not dropout and (not grad or (device.type == "cuda" and FLEX_TRAINING))
     return True
 
 

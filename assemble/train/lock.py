@@ -119,6 +119,20 @@ def _take_over(path: Path, stale: bytes) -> None:
         aside.unlink(missing_ok=True)
 
 
+def _create_with(path: Path, text: bytes) -> None:
+    """Create ``path`` holding ``text`` in one step (FileExistsError if it exists): the text goes to a
+    temporary file that is then hard-linked to ``path``, so a trainer killed at any instant leaves
+    no lock or a whole one (never an empty lock that nobody could tell from a starting trainer)."""
+    from ..checkpoint import remove_stale_temps, write_temp
+
+    remove_stale_temps(path)
+    tmp = write_temp(path, text)
+    try:
+        os.link(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 class RunLock:
     """A held lock; ``release()`` (idempotent) removes its file."""
 
@@ -137,9 +151,10 @@ def acquire(folder: Path) -> RunLock:
     path = folder / LOCK_FILE
     me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
           "time": time.time()}
+    text = (json.dumps(me) + "\n").encode()
     for _ in range(20):
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            _create_with(path, text)
         except FileExistsError:
             found = _read(path)
             if found is None:
@@ -151,16 +166,7 @@ def acquire(folder: Path) -> RunLock:
             continue
         except OSError as exc:
             raise TrainingError(f"{path}: cannot create the run folder's lock ({exc.strerror or exc})") from None
-        lock = RunLock(path)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(json.dumps(me) + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-        except BaseException:  # an interrupt (or a full disk) while writing it: leave no lock behind
-            lock.release()
-            raise
-        return lock
+        return RunLock(path)
     raise TrainingError(f"{path}: the lock keeps changing hands; is another training starting in {folder}?")
 
 

@@ -136,7 +136,9 @@ def test_kv_cache_steps_match_one_pass(case):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="FlexAttention's backward needs CUDA")
 @pytest.mark.parametrize("case", CASES[::4], ids=[c[0] for c in CASES[::4]])
-def test_flex_gradients_match_dense_on_cuda(case):
+def test_flex_gradients_match_dense_on_cuda(case, monkeypatch):
+    """The check that must pass on a GPU before training may use flex (dispatch.FLEX_TRAINING)."""
+    monkeypatch.setattr(dispatch, "FLEX_TRAINING", True)
     _, kind, masks, positional = case
     model = assemble(_spec(kind, masks, positional), seed=0, device="cuda").train()
     inputs, kwargs, real = _inputs(kind, True)
