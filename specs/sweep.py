@@ -10,7 +10,7 @@ axes:                              # the cartesian product, first axis slowest
 zip: {}                            # optional: lists of equal length, taken together
 seeds: 2                           # or a list of seeds
 budget: {tokens: 200_000}          # or {minutes: N}, {flops: N}, {steps: N}
-match: params                      # optional (stackform.assemble.sweep does it)
+match: params                      # optional (the sweep runner, assemble/sweep/, does it)
 ```
 """
 
