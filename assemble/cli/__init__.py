@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("generate", "generate text from a checkpoint (sampling, greedy, beam search)"),
     "attention": ("attention", "attention heatmaps (layers x heads) and an interactive page for a text"),
     "compare": ("compare", "overlay the loss curves of runs, their spec differences in the legend"),
-    "import-hf": ("hf", "read a Hugging Face folder (GPT-2, BERT, LLaMA, T5, Marian) into a spec + checkpoint"),
+    "import-hf": ("hf", "read a Hugging Face folder (GPT-2, BERT, LLaMA, T5, Qwen3, Gemma, ...: docs/interop.md) into a spec + checkpoint"),
     "export-hf": ("hf", "write a checkpoint as a Hugging Face folder that from_pretrained loads"),
     "sweep": ("sweep", "train a grid of spec variants x seeds on one budget; a table with paired tests, a picture"),
     "bench": ("bench", "training-step speed of stackform vs hand-written PyTorch (and peers), side by side"),
