@@ -92,3 +92,12 @@ def test_bad_document_ids_are_one_line():
         model(ids, document_ids=docs.float())
     with pytest.raises(ModelInputError, match="KV cache"):
         model(ids, document_ids=docs, cache=model.new_cache())
+
+
+def test_rope_rotates_by_restarted_positions():
+    """Rope's scores are shift-invariant, so the logits alone cannot show a restart: check its state."""
+    model = _model(next(e for e in POSITIONALS if e.name == "rope"), ["causal"])
+    ids, docs = _packed()
+    ctx = model.stack.context(ids.shape[1], 0, ids.device, None, None, docs)
+    rope = model.stack.positional
+    torch.testing.assert_close(ctx.state[0], rope.cos[document_positions(docs)])
