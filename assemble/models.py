@@ -111,6 +111,23 @@ class StackformModel(nn.Module):
                 bad = low if low < 0 else high
                 raise ModelInputError(f"token_type_ids: type {bad} is outside [0, {types.n_types})")
 
+    def _check_documents(self, ids: torch.Tensor, documents: object, cache: object) -> None:
+        """``document_ids`` [b, t] (packed sequences): integers, the shape of the ids, no KV cache."""
+        if documents is None:
+            return
+        if cache is not None:
+            raise ModelInputError("document_ids: packed documents are for training and scoring, not a KV cache")
+        if not isinstance(documents, torch.Tensor) or tuple(documents.shape) != tuple(ids.shape):
+            shape = getattr(documents, "shape", type(documents).__name__)
+            raise ModelInputError(f"document_ids: shape {shape} does not match input_ids {tuple(ids.shape)}")
+        if documents.dtype not in INTEGER_IDS:
+            raise ModelInputError(f"document_ids: expected integers (torch.long or torch.int32), got {documents.dtype}")
+        check_device(documents, "document_ids", ids.device, "the ids")
+        positional = self.stack.positional
+        if positional.biases and not positional.relative_scores:
+            raise ModelInputError(f"document_ids: the positional block ({type(positional).__name__}) biases scores by "
+                                  "absolute positions, which cannot restart at each packed document")
+
     def num_parameters(self) -> int:
         """Parameters counted once (tied weights once)."""
         return sum(p.numel() for p in self.parameters())
@@ -138,11 +155,13 @@ class DecoderModel(StackformModel):
         cache: Cache | None = None,
         prefix_len: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
+        document_ids: torch.Tensor | None = None,
         return_hidden: bool = False,
         return_attention: bool = False,
         logits: bool = True,
     ) -> torch.Tensor | ModelOutput:
         offset = cache.offset if isinstance(cache, Cache) else 0
+        self._check_documents(input_ids, document_ids, cache)
         self._check_ids(input_ids, "input_ids", offset)
         b, t = input_ids.shape
         if cache is not None:
@@ -151,9 +170,9 @@ class DecoderModel(StackformModel):
         padding = self._key_padding(input_ids, attention_mask, "attention_mask", self.stack, offset + t)
         if cache is not None:
             padding = cache.key_padding(padding, t, full=attention_mask is not None)
-        ctx = self.stack.context(t, offset, input_ids.device, padding, prefix_len)
+        ctx = self.stack.context(t, offset, input_ids.device, padding, prefix_len, document_ids)
         self._check_token_types(input_ids, token_type_ids)
-        x = self.embed(input_ids, self.stack.positional, ctx.info.q_pos, token_type_ids)
+        x = self.embed(input_ids, self.stack.positional, ctx.positions, token_type_ids)
         weights = [] if return_attention else None
         h = self.stack(x, ctx, cache=cache.layers if cache is not None else None, weights=weights)
         if cache is not None:

@@ -31,13 +31,22 @@ class AttentionContext:
         prefix_len: torch.Tensor | None = None,
         documents: torch.Tensor | None = None,
         n_heads: int | None = None,
+        positions: torch.Tensor | None = None,
     ):
         self.positional = positional
         self.n_heads = n_heads  # for score_mods evaluated outside a layer call (``bias``)
         self.masks = masks
         self.info = MaskInfo(q_pos, k_pos, key_padding, prefix_len, documents)
         self.rotates = positional is not None and positional.rotates
-        self.state: Any = positional.prepare(q_pos, k_pos) if positional is not None else None
+        # ``positions`` [b, t]: positions that restart at each packed document (None: the row positions)
+        self.positions = q_pos if positions is None else positions
+        restart = positions is not None and positional is not None and not positional.relative_scores
+        if restart and positional.biases:
+            raise ValueError(f"{type(positional).__name__} biases scores by absolute positions; "
+                             "packed documents (document_ids) need a distance-only bias (relative_scores)")
+        self.state: Any = None
+        if positional is not None:
+            self.state = positional.prepare(positions, positions) if restart else positional.prepare(q_pos, k_pos)
         self._plans: dict[tuple[int | None, int | None], MaskPlan] = {}
 
     def rotate(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

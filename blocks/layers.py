@@ -14,6 +14,16 @@ from .masks import Mask
 from .positional import Positional
 
 
+def document_positions(documents: torch.Tensor) -> torch.Tensor:
+    """[b, t] positions that restart at 0 wherever the document id changes along a row."""
+    t = documents.shape[1]
+    index = torch.arange(t, device=documents.device).expand_as(documents)
+    starts = torch.ones_like(documents, dtype=torch.bool)
+    starts[:, 1:] = documents[:, 1:] != documents[:, :-1]
+    first = torch.where(starts, index, torch.zeros_like(index)).cummax(dim=1).values
+    return index - first
+
+
 class TransformerLayer(nn.Module):
     """x -> res(x, self_attn) -> [res(x, cross_attn(memory))] -> res(x, ffn)."""
 
@@ -75,11 +85,14 @@ class Stack(nn.Module):
         self.activation_checkpointing = False
 
     def context(self, t: int, offset: int, device: torch.device, key_padding: torch.Tensor | None,
-                prefix_len: torch.Tensor | None = None) -> AttentionContext:
+                prefix_len: torch.Tensor | None = None, documents: torch.Tensor | None = None) -> AttentionContext:
+        """``documents`` [b, t]: packed document ids (nondecreasing along a row); attention stays within a
+        document and positions restart at each one (``ctx.positions``)."""
         q_pos = torch.arange(offset, offset + t, device=device)
         k_pos = torch.arange(0, offset + t, device=device) if offset else q_pos
+        positions = document_positions(documents) if documents is not None else None
         return AttentionContext(self.positional, list(self.masks), q_pos, k_pos, key_padding, prefix_len,
-                                n_heads=self.n_heads)
+                                documents, n_heads=self.n_heads, positions=positions)
 
     def forward(
         self,

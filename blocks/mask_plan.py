@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import torch
 
-from .masks import Mask, MaskInfo, Window, batch_index
+from .masks import Document, Mask, MaskInfo, Window, batch_index
 from .positional import ScoreMod
 
 
@@ -57,6 +57,8 @@ class MaskPlan:
         parts = [m if type(m).allowed is not Mask.allowed else DenseMask(m, info) for m in masks if m.active(info)]
         if info.key_padding is not None and not any(m.uses_padding for m in parts):
             parts.append(KeyPadding())
+        if info.documents is not None and not any(m.uses_documents for m in parts):
+            parts.append(Document())  # packed documents: attention never crosses a boundary
         if window is not None:
             parts.append(Window(window))
         self.parts, self.info = parts, info

@@ -157,3 +157,21 @@ class PrefixLM(Mask):
     def allowed(self, b, h, q_idx, kv_idx, info):
         prefix = info.prefix_len[b] if info.prefix_len is not None else self.prefix_len
         return (kv_idx <= q_idx) | (kv_idx < prefix)
+
+
+@register("mask", "document")
+class Document(Mask):
+    """A query sees only keys of its own document (packed sequences: ``document_ids`` of the call).
+
+    Added by the stack whenever a call carries document ids and no mask of the spec reads them."""
+
+    uses_documents = True
+
+    def __init__(self, dims: Dims | None = None, params: BlockParams | None = None):
+        super().__init__()
+
+    def active(self, info: MaskInfo) -> bool:
+        return info.documents is not None
+
+    def allowed(self, b, h, q_idx, kv_idx, info):
+        return info.documents[b, q_idx] == info.documents[b, kv_idx]

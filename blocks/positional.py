@@ -7,6 +7,10 @@
 - ``score_bias(state)``: the older dense form, a [heads, q, k] bias (plugins that predate score_mod).
 
 ``prepare(q_pos, k_pos)`` runs once per forward and returns what the other hooks share.
+
+Packed sequences (``document_ids``) restart positions at each document: ``embed`` and ``prepare``
+then get per-row positions [b, t] instead of [t]; a positional whose scores depend only on the
+distance (``relative_scores``) keeps the row positions, since cross-document pairs are masked.
 """
 
 from __future__ import annotations
@@ -199,6 +203,8 @@ class Rotary(Positional):
 
     def rotate(self, q: torch.Tensor, k: torch.Tensor, state: Any) -> tuple[torch.Tensor, torch.Tensor]:
         cos, sin = state
+        if cos.dim() == 3:  # per-row positions (packed documents): [b, t, hd] -> [b, 1, t, hd]
+            cos, sin = cos[:, None], sin[:, None]
         cos, sin = cos.to(q.dtype), sin.to(q.dtype)
         return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin  # [b, h, t, hd]
 

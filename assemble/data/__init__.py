@@ -28,7 +28,10 @@ def load_split(spec: Spec) -> TokenSplit:
     """The train/validation token streams of a text corpus (pydoc in memory, user text memory-mapped)."""
     data, tok = spec.train.data, ByteTokenizer.for_model(spec.model)
     if data.type == "builtin":
-        return split_documents(pydoc_documents(), tok.eos_id, data.val_fraction, "builtin 'pydoc'")
+        documents, separator = pydoc_documents(), spec.train.packing_separator
+        if separator is not None:  # packing: the topics split further at the user's separator
+            documents = [piece for doc in documents for piece in doc.split(separator.encode("utf-8")) if piece]
+        return split_documents(documents, tok.eos_id, data.val_fraction, "builtin 'pydoc'")
     return cached_split(text_files(data.path), tok.eos_id, data.val_fraction, data.path)
 
 
@@ -45,7 +48,8 @@ def load_task(spec: Spec) -> "TextTask | PairTask":
             pairs, source = generated_pairs(data, train.seed), f"builtin '{data.name}'"
         return PairTask(*pairs, tok, model.max_len, seed=seed, source=source)
     return TextTask(load_split(spec), train.task, train.seq_len or model.max_len, seed=seed,
-                    mask_id=tok.mask_id, mlm_probability=train.mlm_probability)
+                    mask_id=tok.mask_id, mlm_probability=train.mlm_probability,
+                    eos_id=tok.eos_id if train.packing else None)
 
 
 __all__ = [

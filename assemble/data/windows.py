@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from .errors import DataError
-from .mlm import mask_tokens
+from .mlm import IGNORE, mask_tokens
 from .tokens import TokenSplit
 
 Batch = dict[str, torch.Tensor]
@@ -17,13 +17,18 @@ EVAL_SEED = 1234  # the fixed masking of evaluation batches (the same every eval
 
 class TextTask:
     """``causal_lm``: inputs are a window, labels the window shifted by one.
-    ``mlm``: inputs are a masked window, labels the original ids at the masked positions."""
+    ``mlm``: inputs are a masked window, labels the original ids at the masked positions.
+
+    ``eos_id`` (``train.packing``, causal_lm): every window packs the documents of the stream (each
+    ends with eos) and carries ``document_ids`` [b, t]; an eos's label (the next document's first
+    token) is IGNORE, so no loss crosses a boundary."""
 
     def __init__(self, split: TokenSplit, task: str, seq_len: int, *, seed: int, mask_id: int | None = None,
-                 mlm_probability: float = 0.15):
+                 mlm_probability: float = 0.15, eos_id: int | None = None):
         self.split, self.task, self.seq_len = split, task, seq_len
         self.window = seq_len + 1 if task == "causal_lm" else seq_len
         self.mask_id, self.mlm_probability = mask_id, mlm_probability
+        self.eos_id = eos_id  # packing: documents end at eos
         for name, part, fraction in (("training", split.train, "smaller"), ("validation", split.val, "larger")):
             if len(part) < self.window:
                 n = len(part)
@@ -38,6 +43,8 @@ class TextTask:
         return torch.from_numpy(rows.astype(np.int64))
 
     def _batch(self, windows: torch.Tensor, generator: torch.Generator) -> Batch:
+        if self.task == "causal_lm" and self.eos_id is not None:
+            return packed_batch(windows, self.eos_id)
         if self.task == "causal_lm":
             return {"input_ids": windows[:, :-1], "labels": windows[:, 1:]}  # [b, t] each
         inputs, labels = mask_tokens(windows, mask_id=self.mask_id, generator=generator,
@@ -57,3 +64,13 @@ class TextTask:
         generator = torch.Generator().manual_seed(EVAL_SEED)
         for i in range(0, len(starts), batch_size):
             yield self._batch(self._windows(self.split.val, starts[i:i + batch_size]), generator)
+
+
+def packed_batch(windows: torch.Tensor, eos_id: int) -> Batch:
+    """A causal_lm batch of packed documents from windows [b, t + 1] of an eos-separated stream:
+    document ids count the eos tokens before each input; an eos predicts nothing (IGNORE)."""
+    inputs, labels = windows[:, :-1], windows[:, 1:].clone()
+    ends = inputs == eos_id  # [b, t]: the last token of a document
+    labels[ends] = IGNORE
+    documents = ends.long().cumsum(dim=1) - ends.long()
+    return {"input_ids": inputs, "labels": labels, "document_ids": documents}

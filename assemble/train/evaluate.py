@@ -39,11 +39,11 @@ def evaluate(model, task, spec: Spec, device: torch.device, amp_dtype: torch.dty
             examples += labels.shape[0]
             continue
         with autocast(device, amp_dtype):
-            total, n = chunked_cross_entropy(model.head, hidden, labels, select=kind != "causal_lm")
+            total, n = chunked_cross_entropy(model.head, hidden, labels, select=kind != "causal_lm" or spec.train.packing)
         loss_sum += float(total)
         targets += n
         if kind == "causal_lm":
-            byte_targets += int((labels < 256).sum())
+            byte_targets += int(((labels >= 0) & (labels < 256)).sum())  # (packing: IGNORE at boundaries)
         elif unigram is not None:
             chosen = labels[labels != IGNORE]
             unigram_sum -= float(unigram.to(chosen.device)[chosen].sum())

@@ -19,6 +19,8 @@ def hidden_states(model: Callable, batch: Batch) -> torch.Tensor:
     """hidden [b, t, d] of the decoder (seq2seq: given the source) or of the stack."""
     if "src_ids" in batch:
         return model(batch["src_ids"], batch["tgt_ids"], logits=False).hidden
+    if "document_ids" in batch:  # packed documents (train.packing)
+        return model(batch["input_ids"], document_ids=batch["document_ids"], logits=False).hidden
     return model(batch["input_ids"], logits=False).hidden
 
 

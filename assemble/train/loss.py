@@ -49,7 +49,7 @@ def loss_function(model: nn.Module, forward, spec, compile: bool, distributed: b
     loss but all-zero gradients on CUDA: docs/performance.md, the GPU round of 2026-12-04.)
     ``distributed`` is accepted for the callers and changes nothing here."""
     train = spec.train
-    select = train.task != "causal_lm"
+    select = train.task != "causal_lm" or train.packing  # packing: no target across a document boundary
 
     def loss(batch: Batch, forward=forward) -> tuple[torch.Tensor, int]:
         return chunked_cross_entropy(model.head, hidden_states(forward, batch), batch["labels"],
