@@ -90,6 +90,7 @@ def _hf(config: str, model: str, base: dict[str, Any]) -> Callable[..., Callable
 
 _DECODER = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
                 num_key_value_heads=2, max_position_embeddings=64, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+_qwen2 = _hf("Qwen2Config", "Qwen2ForCausalLM", _DECODER)
 _qwen3 = _hf("Qwen3Config", "Qwen3ForCausalLM", _DECODER | dict(head_dim=16, tie_word_embeddings=False))
 _gemma = _hf("GemmaConfig", "GemmaForCausalLM", _DECODER | dict(head_dim=16))
 _olmo = _hf("OlmoConfig", "OlmoForCausalLM", _DECODER)
@@ -139,6 +140,9 @@ CASES = [
                  tie_word_embeddings=False)),
     # shared but untied: transformers 5 unties the stacks' tables from model.shared too
     Case("marian-shared-untied", "marian", "encoder_decoder", _marian(decoder_layers=1, tie_word_embeddings=False)),
+    Case("qwen2-gqa2-untied", "qwen2", "decoder", _qwen2()),
+    Case("qwen2-mha-tied", "qwen2", "decoder",
+         _qwen2(num_key_value_heads=4, tie_word_embeddings=True, num_hidden_layers=1)),
     Case("qwen3-gqa2-headdim16-untied", "qwen3", "decoder", _qwen3()),
     Case("qwen3-mha-biases-tied", "qwen3", "decoder",
          _qwen3(num_key_value_heads=4, head_dim=8, attention_bias=True, tie_word_embeddings=True, num_hidden_layers=1)),

@@ -16,6 +16,10 @@ from stackform.assemble.interop import InteropError  # noqa: E402
 
 # (case, config.json changes, what the one error line says)
 REFUSALS = [
+    ("qwen2-gqa2-untied", {"use_sliding_window": True, "sliding_window": 4},
+     "use_sliding_window True is not supported for qwen2"),
+    ("qwen2-gqa2-untied", {"layer_types": ["full_attention", "sliding_attention"]},
+     "layer_types ['sliding_attention'] is not supported for qwen2 (supported: full_attention on every layer)"),
     ("qwen3-gqa2-headdim16-untied", {"rms_norm_eps": 1e-5},
      "rms_norm_eps 1e-05 is not supported for qwen3 (supported: 1e-06"),
     ("qwen3-gqa2-headdim16-untied", {"use_sliding_window": True}, "use_sliding_window True is not supported for qwen3"),
