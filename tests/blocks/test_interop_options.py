@@ -1,5 +1,6 @@
 """Block options that Hugging Face families need for an exact export: the attention's ``out_bias``
-(Qwen2: q / k / v biases, none on the out projection; GPT-Neo: the other way round)."""
+(Qwen2: q / k / v biases, none on the out projection; GPT-Neo: the other way round) and the learned
+positions' ``offset`` (OPT: position p reads row p + 2)."""
 
 from __future__ import annotations
 
@@ -48,4 +49,29 @@ def test_the_out_bias_is_added():
 def test_a_bad_out_bias_is_one_error_naming_it():
     with pytest.raises(SpecError, match=r"attention\.out_bias") as err:
         _model(attention={"type": "mha", "out_bias": "sometimes"})
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("kind", ["decoder", "encoder", "encoder_decoder"])
+@pytest.mark.parametrize("offset", [0, 2, 5])
+def test_learned_positions_read_row_p_plus_offset(kind, offset):
+    model = _model(kind, positional={"type": "learned", "offset": offset})
+    tables = [m for m in model.modules() if type(m).__name__ == "Learned"]
+    assert tables
+    for table in tables:
+        assert table.weight.shape == (BASE["max_len"] + offset, BASE["d_model"])
+        x = torch.zeros(1, BASE["max_len"], BASE["d_model"])
+        positions = torch.arange(BASE["max_len"])
+        assert torch.equal(table.embed(x, positions)[0], table.weight[offset:])
+    if kind == "decoder":  # a full-length input reads the last row; the first offset rows are never read
+        model.train()
+        model(torch.randint(1, 23, (2, BASE["max_len"]))).square().mean().backward()
+        grad = model.stack.positional.weight.grad
+        assert grad[offset:].abs().sum(-1).gt(0).all() and not grad[:offset].any()
+
+
+@pytest.mark.parametrize("offset", [-1, 1.5, "two"])
+def test_a_bad_offset_is_one_error_naming_it(offset):
+    with pytest.raises(SpecError, match=r"positional\.offset") as err:
+        _model(positional={"type": "learned", "offset": offset})
     assert "\n" not in str(err.value)

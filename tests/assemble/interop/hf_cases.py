@@ -106,6 +106,9 @@ _distilbert = _hf("DistilBertConfig", "DistilBertForMaskedLM",
 _mt5 = _hf("MT5Config", "MT5ForConditionalGeneration",
            dict(vocab_size=VOCAB, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, pad_token_id=0,
                 eos_token_id=1, decoder_start_token_id=0))
+_opt = _hf("OPTConfig", "OPTForCausalLM",
+           dict(vocab_size=VOCAB, hidden_size=32, ffn_dim=64, num_hidden_layers=2, num_attention_heads=4,
+                max_position_embeddings=40, bos_token_id=1, eos_token_id=2, pad_token_id=0))
 
 CASES = [
     Case("gpt2-tied", "gpt2", "decoder", _gpt2()),
@@ -171,6 +174,10 @@ CASES = [
     Case("mt5-3heads-kv12-1decoder", "mt5", "encoder_decoder",
          _mt5(num_heads=3, d_kv=12, num_decoder_layers=1, relative_attention_num_buckets=8,
               relative_attention_max_distance=12), auto_family="t5"),
+    Case("opt-tied", "opt", "decoder", _opt()),
+    Case("opt-untied-6heads-gelu-nobias", "opt", "decoder",
+         _opt(hidden_size=48, num_attention_heads=6, num_hidden_layers=1, ffn_dim=80, activation_function="gelu",
+              enable_bias=False, tie_word_embeddings=False)),
 ]
 BY_ID = {case.id: case for case in CASES}
 

@@ -16,6 +16,10 @@ from stackform.assemble.interop import InteropError  # noqa: E402
 
 # (case, config.json changes, what the one error line says)
 REFUSALS = [
+    ("opt-tied", {"do_layer_norm_before": False}, "do_layer_norm_before False is not supported for opt (supported: true"),
+    ("opt-tied", {"word_embed_proj_dim": 16},
+     "word_embed_proj_dim 16 is not supported for opt (supported: hidden_size (32): no project_in / project_out)"),
+    ("opt-tied", {"activation_function": "mish"}, "activation_function 'mish' is not supported for opt"),
     ("qwen2-gqa2-untied", {"use_sliding_window": True, "sliding_window": 4},
      "use_sliding_window True is not supported for qwen2"),
     ("qwen2-gqa2-untied", {"layer_types": ["full_attention", "sliding_attention"]},
