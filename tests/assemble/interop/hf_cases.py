@@ -109,6 +109,9 @@ _mt5 = _hf("MT5Config", "MT5ForConditionalGeneration",
 _opt = _hf("OPTConfig", "OPTForCausalLM",
            dict(vocab_size=VOCAB, hidden_size=32, ffn_dim=64, num_hidden_layers=2, num_attention_heads=4,
                 max_position_embeddings=40, bos_token_id=1, eos_token_id=2, pad_token_id=0))
+_gpt_neo = _hf("GPTNeoConfig", "GPTNeoForCausalLM",
+               dict(vocab_size=VOCAB, hidden_size=32, num_layers=2, num_heads=4, max_position_embeddings=40,
+                    window_size=4, attention_types=[[["global", "local"], 1]], bos_token_id=1, eos_token_id=2))
 
 CASES = [
     Case("gpt2-tied", "gpt2", "decoder", _gpt2()),
@@ -178,6 +181,10 @@ CASES = [
     Case("opt-untied-6heads-gelu-nobias", "opt", "decoder",
          _opt(hidden_size=48, num_attention_heads=6, num_hidden_layers=1, ffn_dim=80, activation_function="gelu",
               enable_bias=False, tie_word_embeddings=False)),
+    Case("gpt_neo-global-local-window4", "gpt_neo", "decoder", _gpt_neo()),
+    Case("gpt_neo-local-local-global-untied-relu", "gpt_neo", "decoder",
+         _gpt_neo(num_layers=3, attention_types=[[["local"], 2], [["global"], 1]], window_size=3,
+                  intermediate_size=48, activation_function="relu", tie_word_embeddings=False)),
 ]
 BY_ID = {case.id: case for case in CASES}
 

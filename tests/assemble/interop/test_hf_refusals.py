@@ -16,6 +16,12 @@ from stackform.assemble.interop import InteropError  # noqa: E402
 
 # (case, config.json changes, what the one error line says)
 REFUSALS = [
+    ("gpt_neo-global-local-window4", {"attention_types": [[["global", "sparse"], 1]]},
+     "attention_types ['sparse'] is not supported for gpt_neo (supported: global, local)"),
+    ("gpt_neo-global-local-window4", {"attention_types": [[["global"], 3]]},
+     "attention_types [[['global'], 3]] give 3 layers but num_layers is 2"),
+    ("gpt_neo-global-local-window4", {"activation_function": "mish"},
+     "activation_function 'mish' is not supported for gpt_neo"),
     ("opt-tied", {"do_layer_norm_before": False}, "do_layer_norm_before False is not supported for opt (supported: true"),
     ("opt-tied", {"word_embed_proj_dim": 16},
      "word_embed_proj_dim 16 is not supported for opt (supported: hidden_size (32): no project_in / project_out)"),
