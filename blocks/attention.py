@@ -4,7 +4,8 @@ A layer computes q, k, v and hands them to ``ctx.attend``, which composes the st
 the layer's ``window`` and the positional score_mod and picks the kernel (``blocks/dispatch.py``):
 SDPA's causal path by default, block-local, chunked or FlexAttention kernels for the rest, the
 explicit path softmax(q k^T / sqrt(d) + bias) v when the weights are asked for
-(``need_weights=True``). ``scale`` replaces 1/sqrt(d) (T5 uses 1.0).
+(``need_weights=True``). ``scale`` replaces 1/sqrt(d) (T5 uses 1.0); ``out_bias`` sets the out
+projection's bias apart from q / k / v's (Qwen2: none; GPT-Neo: only there).
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ class LayerCache:
 
 
 class AttentionParams(BlockParams):
-    bias: bool = Field(True, description="biases on the q/k/v/out projections")
+    bias: bool = Field(True, description="biases on the q/k/v projections (and out, unless out_bias says)")
+    out_bias: bool | None = Field(None, description="a bias on the out projection; default: as bias (Qwen2: false, "
+                                                    "GPT-Neo: true with bias false)")
     qk_norm: bool = Field(False, description="RMS-normalize queries and keys per head")
     window: PositiveInt | None = Field(None, description="attend only to keys closer than this")
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout on attention weights")
@@ -67,7 +70,8 @@ class MultiHeadAttention(nn.Module):
             self.kv = nn.Linear(dims.d_model, 2 * kv_size, bias=params.bias)  # [k | v]
         else:
             self.qkv = nn.Linear(dims.d_model, q_size + 2 * kv_size, bias=params.bias)  # [q | k | v]
-        self.out = nn.Linear(q_size, dims.d_model, bias=params.bias)
+        out_bias = params.bias if params.out_bias is None else params.out_bias
+        self.out = nn.Linear(q_size, dims.d_model, bias=out_bias)
         self.out.residual_out = True  # scaled init (GPT-2)
         self.q_norm = nn.RMSNorm(self.head_dim, eps=1e-6) if params.qk_norm else None
         self.k_norm = nn.RMSNorm(self.head_dim, eps=1e-6) if params.qk_norm else None

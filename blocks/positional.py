@@ -117,15 +117,22 @@ class Sinusoidal(Positional):
 
 @register("positional", "learned")
 class Learned(Positional):
-    """A learned vector per position, added to the embeddings (GPT-2, BERT)."""
+    """A learned vector per position, added to the embeddings (GPT-2, BERT).
 
-    def __init__(self, dims: Dims, params: BlockParams):
+    ``offset``: the table has max_len + offset rows and position p reads row p + offset (OPT: 2;
+    RoBERTa: pad_id + 1); the first ``offset`` rows are kept, unread, so that a file's table round-trips."""
+
+    class Params(BlockParams):
+        offset: int = Field(0, ge=0, le=1_000_000, description="position p reads row p + offset (OPT: 2)")
+
+    def __init__(self, dims: Dims, params: Params):
         super().__init__()
-        self.weight = nn.Parameter(torch.empty(dims.max_len, dims.d_model))
+        self.offset = params.offset
+        self.weight = nn.Parameter(torch.empty(dims.max_len + params.offset, dims.d_model))
         nn.init.normal_(self.weight, std=0.02)
 
     def embed(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        return x + F.embedding(positions, self.weight)  # [t, d], broadcast over the batch
+        return x + F.embedding(positions + self.offset, self.weight)  # [t, d], broadcast over the batch
 
 
 class RopeScaling(BlockParams):

@@ -17,7 +17,8 @@ from stackform.specs import ModelSpec, Spec, SpecError, load_spec
 from ..build import build_model
 from ..checkpoint import load, unique_tensors
 from ..models import StackformModel
-from . import bert, bloom, distilbert, gemma, gpt2, gpt_bigcode, llama, marian, mt5, olmo, phi3, qwen3, starcoder2, t5
+from . import (bert, bloom, distilbert, gemma, gpt2, gpt_bigcode, gpt_neo, llama, marian, mt5, olmo, opt, phi3,
+               qwen2, qwen3, starcoder2, t5)
 from .family import Config, Family, canonical, differences
 from .files import CONFIG, InteropError, check_import_out, read_config, read_tensors, write_folder
 from .rules import Rule, few
@@ -27,8 +28,9 @@ from .spec_yaml import write_import
 # spec, an mT5 spec a T5 one, a GPT-BigCode spec without multi-query a GPT-2 one); DistilBERT comes before
 # BERT, which would hold a BERT without token types with a type table of no rows
 FAMILIES: list[Family] = [gpt2.FAMILY, distilbert.FAMILY, bert.FAMILY, llama.FAMILY, t5.FAMILY, marian.FAMILY,
-                          qwen3.FAMILY, gemma.FAMILY, olmo.FAMILY, phi3.FAMILY, starcoder2.FAMILY,
-                          gpt_bigcode.FAMILY, bloom.FAMILY, mt5.FAMILY]
+                          qwen2.FAMILY, qwen3.FAMILY, gemma.FAMILY, olmo.FAMILY, phi3.FAMILY, starcoder2.FAMILY,
+                          gpt_bigcode.FAMILY, bloom.FAMILY, mt5.FAMILY, opt.FAMILY,
+                          gpt_neo.FAMILY]
 BY_MODEL_TYPE = {model_type: family for family in FAMILIES for model_type in family.model_types}
 
 

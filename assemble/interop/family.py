@@ -142,6 +142,8 @@ class Config:
 def _block(block: Any, dims: dict[str, int]) -> dict[str, Any]:
     """A block's dump with equivalent spellings made equal (gqa with all heads is mha, an FFN's size)."""
     data = block.model_dump()
+    if "out_bias" in data and data["out_bias"] is None:  # the out projection's bias follows ``bias``
+        data["out_bias"] = data["bias"]
     if data["type"] == "mqa":
         data = {**data, "type": "gqa", "n_kv_heads": 1}
     if data["type"] == "gqa" and data.get("n_kv_heads") == dims["n_heads"]:

@@ -116,7 +116,7 @@ class LLaMA(Family):
             ours, theirs = f"stack.layers.{i}", f"model.layers.{i}"
             a, m = f"{theirs}.self_attn", f"{theirs}.mlp"
             rules += self_attention(f"{ours}.self_attn", f"{a}.q_proj", f"{a}.k_proj", f"{a}.v_proj", f"{a}.o_proj",
-                                    q_size, kv_size, attention.bias)
+                                    q_size, kv_size, attention.bias, attention.out_bias)
             rules += norm(f"{ours}.self_res.norm", f"{theirs}.input_layernorm", bias=False)
             rules.append(fused(f"{ours}.ffn.gate_up.weight", [f"{m}.gate_proj.weight", f"{m}.up_proj.weight"],
                                [hidden, hidden]))

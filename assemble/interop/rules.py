@@ -57,13 +57,15 @@ def norm(ours: str, theirs: str, bias: bool = True, weight: str = "weight", bias
     return rules + [same(f"{ours}.bias", f"{theirs}.{bias_name}")] if bias else rules
 
 
-def self_attention(ours: str, q: str, k: str, v: str, o: str, q_size: int, kv_size: int, bias: bool) -> list[Rule]:
-    """Separate q, k, v, o projections -> our fused ``qkv`` [q | k | v] and ``out``."""
+def self_attention(ours: str, q: str, k: str, v: str, o: str, q_size: int, kv_size: int, bias: bool,
+                   out_bias: bool | None = None) -> list[Rule]:
+    """Separate q, k, v, o projections -> our fused ``qkv`` [q | k | v] and ``out`` (``out_bias``: o's bias
+    apart from q / k / v's, None: as ``bias``)."""
     sizes = [q_size, kv_size, kv_size]
     rules = [fused(f"{ours}.qkv.weight", [f"{q}.weight", f"{k}.weight", f"{v}.weight"], sizes)]
     if bias:
         rules.append(fused(f"{ours}.qkv.bias", [f"{q}.bias", f"{k}.bias", f"{v}.bias"], sizes))
-    return rules + linear(f"{ours}.out", o, bias)
+    return rules + linear(f"{ours}.out", o, bias if out_bias is None else out_bias)
 
 
 def cross_attention(ours: str, q: str, k: str, v: str, o: str, kv_size: int, bias: bool) -> list[Rule]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -17,6 +19,10 @@ def _tiny(name: str):
     attention = spec.model.attention.params
     if getattr(attention, "n_kv_heads", None):
         overrides.append("model.attention.n_kv_heads=1")
+    if spec.model.layers:  # per-layer groups (GPT-Neo's global / local): the first two, one layer each
+        groups = [g.model_dump(mode="json", exclude_none=True) | {"repeat": 1} for g in spec.model.layers[:2]]
+        overrides = [o for o in overrides if not o.startswith("model.n_layers=")]
+        overrides += [f"model.n_layers={len(groups)}", f"model.layers={json.dumps(groups)}"]
     if spec.model.encoder or spec.model.decoder:
         overrides += [f"model.{side}.n_layers=1" for side in ("encoder", "decoder")
                       if getattr(spec.model, side) is not None and getattr(spec.model, side).n_layers]

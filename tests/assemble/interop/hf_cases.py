@@ -90,6 +90,7 @@ def _hf(config: str, model: str, base: dict[str, Any]) -> Callable[..., Callable
 
 _DECODER = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
                 num_key_value_heads=2, max_position_embeddings=64, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+_qwen2 = _hf("Qwen2Config", "Qwen2ForCausalLM", _DECODER)
 _qwen3 = _hf("Qwen3Config", "Qwen3ForCausalLM", _DECODER | dict(head_dim=16, tie_word_embeddings=False))
 _gemma = _hf("GemmaConfig", "GemmaForCausalLM", _DECODER | dict(head_dim=16))
 _olmo = _hf("OlmoConfig", "OlmoForCausalLM", _DECODER)
@@ -105,6 +106,12 @@ _distilbert = _hf("DistilBertConfig", "DistilBertForMaskedLM",
 _mt5 = _hf("MT5Config", "MT5ForConditionalGeneration",
            dict(vocab_size=VOCAB, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, pad_token_id=0,
                 eos_token_id=1, decoder_start_token_id=0))
+_opt = _hf("OPTConfig", "OPTForCausalLM",
+           dict(vocab_size=VOCAB, hidden_size=32, ffn_dim=64, num_hidden_layers=2, num_attention_heads=4,
+                max_position_embeddings=40, bos_token_id=1, eos_token_id=2, pad_token_id=0))
+_gpt_neo = _hf("GPTNeoConfig", "GPTNeoForCausalLM",
+               dict(vocab_size=VOCAB, hidden_size=32, num_layers=2, num_heads=4, max_position_embeddings=40,
+                    window_size=4, attention_types=[[["global", "local"], 1]], bos_token_id=1, eos_token_id=2))
 
 CASES = [
     Case("gpt2-tied", "gpt2", "decoder", _gpt2()),
@@ -139,6 +146,9 @@ CASES = [
                  tie_word_embeddings=False)),
     # shared but untied: transformers 5 unties the stacks' tables from model.shared too
     Case("marian-shared-untied", "marian", "encoder_decoder", _marian(decoder_layers=1, tie_word_embeddings=False)),
+    Case("qwen2-gqa2-untied", "qwen2", "decoder", _qwen2()),
+    Case("qwen2-mha-tied", "qwen2", "decoder",
+         _qwen2(num_key_value_heads=4, tie_word_embeddings=True, num_hidden_layers=1)),
     Case("qwen3-gqa2-headdim16-untied", "qwen3", "decoder", _qwen3()),
     Case("qwen3-mha-biases-tied", "qwen3", "decoder",
          _qwen3(num_key_value_heads=4, head_dim=8, attention_bias=True, tie_word_embeddings=True, num_hidden_layers=1)),
@@ -167,6 +177,14 @@ CASES = [
     Case("mt5-3heads-kv12-1decoder", "mt5", "encoder_decoder",
          _mt5(num_heads=3, d_kv=12, num_decoder_layers=1, relative_attention_num_buckets=8,
               relative_attention_max_distance=12), auto_family="t5"),
+    Case("opt-tied", "opt", "decoder", _opt()),
+    Case("opt-untied-6heads-gelu-nobias", "opt", "decoder",
+         _opt(hidden_size=48, num_attention_heads=6, num_hidden_layers=1, ffn_dim=80, activation_function="gelu",
+              enable_bias=False, tie_word_embeddings=False)),
+    Case("gpt_neo-global-local-window4", "gpt_neo", "decoder", _gpt_neo()),
+    Case("gpt_neo-local-local-global-untied-relu", "gpt_neo", "decoder",
+         _gpt_neo(num_layers=3, attention_types=[[["local"], 2], [["global"], 1]], window_size=3,
+                  intermediate_size=48, activation_function="relu", tie_word_embeddings=False)),
 ]
 BY_ID = {case.id: case for case in CASES}
 

@@ -16,6 +16,20 @@ from stackform.assemble.interop import InteropError  # noqa: E402
 
 # (case, config.json changes, what the one error line says)
 REFUSALS = [
+    ("gpt_neo-global-local-window4", {"attention_types": [[["global", "sparse"], 1]]},
+     "attention_types ['sparse'] is not supported for gpt_neo (supported: global, local)"),
+    ("gpt_neo-global-local-window4", {"attention_types": [[["global"], 3]]},
+     "attention_types [[['global'], 3]] give 3 layers but num_layers is 2"),
+    ("gpt_neo-global-local-window4", {"activation_function": "mish"},
+     "activation_function 'mish' is not supported for gpt_neo"),
+    ("opt-tied", {"do_layer_norm_before": False}, "do_layer_norm_before False is not supported for opt (supported: true"),
+    ("opt-tied", {"word_embed_proj_dim": 16},
+     "word_embed_proj_dim 16 is not supported for opt (supported: hidden_size (32): no project_in / project_out)"),
+    ("opt-tied", {"activation_function": "mish"}, "activation_function 'mish' is not supported for opt"),
+    ("qwen2-gqa2-untied", {"use_sliding_window": True, "sliding_window": 4},
+     "use_sliding_window True is not supported for qwen2"),
+    ("qwen2-gqa2-untied", {"layer_types": ["full_attention", "sliding_attention"]},
+     "layer_types ['sliding_attention'] is not supported for qwen2 (supported: full_attention on every layer)"),
     ("qwen3-gqa2-headdim16-untied", {"rms_norm_eps": 1e-5},
      "rms_norm_eps 1e-05 is not supported for qwen3 (supported: 1e-06"),
     ("qwen3-gqa2-headdim16-untied", {"use_sliding_window": True}, "use_sliding_window True is not supported for qwen3"),

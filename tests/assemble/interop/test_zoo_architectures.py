@@ -14,7 +14,9 @@ SIZES = [
     ("gpt2-xl", 1_557_611_200, 0), ("bert-base", 109_514_298, 0), ("t5-small", 60_506_624, 0),
     ("llama", 1.24e9, 0.01), ("marian", 74e6, 0.01), ("transformer-big", 213e6, 0.01), ("gpt3", 175e9, 0.01),
     # the smallest public size of each family, counted by hand from its config.json (published: 0.6B, 2.51B, ...)
-    ("qwen3-0.6b", 596_049_920, 0), ("gemma-2b", 2_506_172_416, 0), ("olmo-1b", 1_176_764_416, 0),
+    ("qwen2-0.5b", 494_032_768, 0), ("qwen3-0.6b", 596_049_920, 0), ("gemma-2b", 2_506_172_416, 0),
+    ("olmo-1b", 1_176_764_416, 0), ("opt-125m", 125_239_296, 0),
+    ("gpt-neo-125m", 125_198_592, 0),
     ("phi3-mini", 3_821_079_552, 0), ("starcoder2-3b", 3_030_371_328, 0), ("santacoder", 1_124_886_528, 0),
     ("bloom-560m", 559_214_592, 0), ("distilbert-base", 66_985_530, 0), ("mt5-small", 300_176_768, 0),
 ]
@@ -27,9 +29,11 @@ def test_zoo_sizes(name, expected, tolerance):
 
 
 FAMILIES = [("gpt2", "gpt2"), ("gpt2-xl", "gpt2"), ("gpt3", "gpt2"), ("bert-base", "bert"), ("llama", "llama"),
-            ("t5-small", "t5"), ("marian", "marian"), ("qwen3-0.6b", "qwen3"), ("gemma-2b", "gemma"),
+            ("t5-small", "t5"), ("marian", "marian"), ("qwen2-0.5b", "qwen2"),
+            ("qwen3-0.6b", "qwen3"), ("gemma-2b", "gemma"),
             ("olmo-1b", "olmo"), ("phi3-mini", "phi3"), ("starcoder2-3b", "starcoder2"), ("santacoder", "gpt_bigcode"),
-            ("bloom-560m", "bloom"), ("distilbert-base", "distilbert"), ("mt5-small", "mt5")]
+            ("bloom-560m", "bloom"), ("distilbert-base", "distilbert"), ("mt5-small", "mt5"),
+            ("opt-125m", "opt"), ("gpt-neo-125m", "gpt_neo")]
 # a Phi-3 spec is a LLaMA (Mistral) spec, an mT5 spec a T5 one: export picks the first unless the other is named
 AUTO = {"phi3": "llama", "mt5": "t5"}
 
