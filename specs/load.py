@@ -15,6 +15,7 @@ from .blocks import BlockSpec
 from .errors import Issue, SpecError
 from .models import Spec
 from .overrides import apply_override, check_overrides
+from .paths import resolve_relative_paths
 from .plain import check_document
 from .pydantic_errors import issue_from_pydantic
 from .source import Source, read_yaml
@@ -85,6 +86,7 @@ def _read_with_extends(path: Path, display: str, stack: tuple[str, ...]) -> Sour
         raise SpecError.at(display, "the file is empty (no YAML content)", 1, 1)
     if not isinstance(src.data, dict):
         raise SpecError.at(display, f"a spec must be a mapping of keys, not {type(src.data).__name__}", 1, 1)
+    resolve_relative_paths(src, path.parent)  # a data path is relative to the file that names it
     parent = src.data.pop("extends", None)
     if parent is None:
         return src

@@ -7,6 +7,7 @@ from pydantic import BaseModel
 
 from stackform.registry.core import type_name
 
+from .data_formats import HFDatasetData, JsonlData, ParquetData
 from .models import LayerGroup, ModelSpec, SideSpec, Spec
 from .train import BuiltinData, FsdpSpec, OptimizerSpec, PairsData, ScheduleSpec, TextData, TrainSpec
 
@@ -19,6 +20,9 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("train.data: builtin", BuiltinData),
     ("train.data: text", TextData),
     ("train.data: pairs", PairsData),
+    ("train.data: jsonl", JsonlData),
+    ("train.data: parquet", ParquetData),
+    ("train.data: hf_dataset", HFDatasetData),
     ("train.optimizer", OptimizerSpec),
     ("train.schedule", ScheduleSpec),
     ("train.fsdp", FsdpSpec),

@@ -6,6 +6,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
+from .data_formats import HFDatasetData, JsonlData, ParquetData
+
 TASK_FOR_KIND = {"decoder": "causal_lm", "encoder": "mlm", "encoder_decoder": "seq2seq"}
 PAIR_DATA = ("numbers", "copy", "reverse")  # builtin corpora made of (source, target) pairs
 
@@ -49,7 +51,9 @@ class PairsData(_Strict):
     val_fraction: float = Field(0.05, gt=0, lt=1)
 
 
-DataSpec = Annotated[Union[BuiltinData, TextData, PairsData], Field(discriminator="type")]
+DataSpec = Annotated[Union[BuiltinData, TextData, PairsData, JsonlData, ParquetData, HFDatasetData],
+                     Field(discriminator="type")]
+LOGGERS = ("jsonl", "csv", "tensorboard", "wandb")
 
 
 class OptimizerSpec(_Strict):
@@ -122,6 +126,11 @@ class TrainSpec(_Strict):
         "auto", description="several processes (torchrun): auto = ddp; ignored by a single process")
     fsdp: FsdpSpec = Field(default_factory=FsdpSpec, description="settings of parallel: fsdp")
     on_nan: Literal["stop", "skip"] = "stop"
+    log: list[Literal["jsonl", "csv", "tensorboard", "wandb"]] = Field(
+        default_factory=lambda: ["jsonl"], description="where metrics go besides the console: metrics.jsonl "
+        "(always written), metrics.csv, tensorboard/ (extra tensorboard), wandb/ (extra wandb; offline works)")
+    keep_best: bool = Field(False, description="also keep best.safetensors: the weights of the best validation "
+                                               "loss so far")
     packing: bool = Field(
         False, description="causal_lm: windows packed with whole documents, attention and positions kept "
                            "within each document, no loss across a boundary (docs/training.md)")
@@ -144,10 +153,12 @@ class TrainSpec(_Strict):
     def problem_with(self, model: Any) -> tuple[str, str] | None:
         """(dotted path, message) when this section does not fit the model spec, else None."""
         data = self.data
-        pairs = data.type == "pairs" or (data.type == "builtin" and data.name in PAIR_DATA)
+        pairs = data.type == "pairs" or (data.type == "builtin" and data.name in PAIR_DATA) or getattr(
+            data, "pairs", False)
         what = f"{data.type} data" if data.type != "builtin" else f"builtin '{data.name}'"
         if self.task == "seq2seq" and not pairs:
-            return "train.data", f"{what} is text; task seq2seq needs pairs (numbers, copy, reverse or type: pairs)"
+            return "train.data", (f"{what} is text; task seq2seq needs pairs (numbers, copy, reverse, type: pairs, "
+                                  "or source_field and target_field)")
         if self.task in ("causal_lm", "mlm") and pairs:
             return "train.data", f"{what} is made of pairs (seq2seq); task {self.task} needs text (pydoc or type: text)"
         if self.packing and self.task != "causal_lm":
@@ -155,7 +166,7 @@ class TrainSpec(_Strict):
         if self.packing_separator is not None and not self.packing:
             return "train.packing_separator", "a packing separator needs packing: true"
         if self.packing_separator is not None and data.type != "builtin":
-            return ("train.packing_separator", f"{what}: the documents are the files (each ends with eos); "
+            return ("train.packing_separator", f"{what}: the documents are the files or records (each ends with eos); "
                     "a separator applies to builtin data only")
         if self.seq_len is not None and self.task == "seq2seq":  # batches are as long as their longest pair
             return "train.seq_len", "seq2seq pairs set their own lengths; leave seq_len out"

@@ -15,6 +15,7 @@ from .errors import DataError
 from .mlm import IGNORE, mask_tokens, unigram_log_probs
 from .number_words import number_to_words
 from .pairs import generated_pairs, held_out, tsv_pairs
+from .record_data import RECORD_TYPES, record_pairs, record_split, refuse_records_as_text
 from .seq2seq import PairTask
 from .text import pydoc_documents, text_files
 from .token_cache import cached_split
@@ -32,7 +33,11 @@ def load_split(spec: Spec) -> TokenSplit:
         if separator is not None:  # packing: the topics split further at the user's separator
             documents = [piece for doc in documents for piece in doc.split(separator.encode("utf-8")) if piece]
         return split_documents(documents, tok.eos_id, data.val_fraction, "builtin 'pydoc'")
-    return cached_split(text_files(data.path), tok.eos_id, data.val_fraction, data.path)
+    if data.type in RECORD_TYPES:
+        return record_split(data, tok.eos_id)
+    files = text_files(data.path)
+    refuse_records_as_text(files, data.path)
+    return cached_split(files, tok.eos_id, data.val_fraction, data.path)
 
 
 def load_task(spec: Spec) -> "TextTask | PairTask":
@@ -44,6 +49,8 @@ def load_task(spec: Spec) -> "TextTask | PairTask":
         data = train.data
         if data.type == "pairs":
             pairs, source = tsv_pairs(data.path, data.val_fraction, model.max_len), data.path
+        elif data.type in RECORD_TYPES:
+            pairs, source = record_pairs(data, model.max_len), data.path
         else:
             pairs, source = generated_pairs(data, train.seed), f"builtin '{data.name}'"
         return PairTask(*pairs, tok, model.max_len, seed=seed, source=source)

@@ -16,9 +16,10 @@ import json
 import os
 import shutil
 import stat
+import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -50,10 +51,32 @@ def file_digest(path: Path) -> bytes:
     return digest.digest()
 
 
-def content_key(digests: list[bytes], eos_id: int, val_fraction: float, dtype: type) -> str:
-    """The cache folder name of files with these contents (in this order), split this way."""
+# reads one file: yields the UTF-8 bytes of its documents, None after each; passes raw bytes to ``consumed``
+Reader = Callable[[Path, Callable[[bytes], None]], Iterator["bytes | None"]]
+
+
+def text_reader(path: Path, consumed: Callable[[bytes], None]) -> Iterator[bytes | None]:
+    """A text file is one document."""
+    for chunk in read_utf8_chunks(path):
+        consumed(chunk)
+        yield chunk
+    yield None
+
+
+def progress_bar(total: int, source: str) -> Any:
+    """A tqdm bar of the bytes read while tokenizing, on a terminal only (STACKFORM_NO_BAR hides it)."""
+    from tqdm.auto import tqdm
+
+    off = bool(os.environ.get("STACKFORM_NO_BAR")) or not sys.stderr.isatty()
+    return tqdm(total=total, unit="B", unit_scale=True, desc=f"tokenizing {source}"[:60], leave=False,
+                disable=off, file=sys.stderr)
+
+
+def content_key(digests: list[bytes], eos_id: int, val_fraction: float, dtype: type, reader_key: str = "") -> str:
+    """The cache folder name of files with these contents (in this order), read and split this way."""
+    fields = {"reader": reader_key} if reader_key else {}  # plain text keeps the keys it always had
     blob = json.dumps({"format": CACHE_FORMAT, "files": [d.hex() for d in digests], "eos": eos_id,
-                       "val": val_fraction, "dtype": np.dtype(dtype).name}, sort_keys=True)
+                       "val": val_fraction, "dtype": np.dtype(dtype).name, **fields}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
@@ -122,9 +145,11 @@ def _open(folder: Path, dtype: type, eos_id: int, source: str) -> TokenSplit:
     return TokenSplit(arrays[0], arrays[1], source)
 
 
-def _write(folder: Path, files: list[Path], eos_id: int, val_fraction: float, dtype: type) -> list[bytes]:
+def _write(folder: Path, files: list[Path], eos_id: int, val_fraction: float, dtype: type,
+           reader: Reader = text_reader, source: str = "") -> list[bytes]:
     """Tokenize ``files`` into ``folder``; the SHA-256 digests of the bytes actually read."""
     total = sum(p.stat().st_size + 1 for p in files)
+    bar = progress_bar(total, source)
     counts = {"train": 0, "val": 0}
     digests = []
     with open(folder / "train.bin", "wb") as train_file, open(folder / "val.bin", "wb") as val_file:
@@ -138,18 +163,27 @@ def _write(folder: Path, files: list[Path], eos_id: int, val_fraction: float, dt
         eos = np.array([eos_id], dtype=dtype)
         for path in files:
             digest = hashlib.sha256()
-            for chunk in read_utf8_chunks(path):
-                digest.update(chunk)
-                writer.write(bytes_to_tokens(chunk, dtype))
-            writer.write(eos)
+
+            def consumed(raw: bytes) -> None:
+                digest.update(raw)
+                bar.update(len(raw))
+
+            try:
+                for piece in reader(path, consumed):
+                    writer.write(eos if piece is None else bytes_to_tokens(piece, dtype))
+            except BaseException:
+                bar.close()
+                raise
             digests.append(digest.digest())
+    bar.close()
     meta = {"format": CACHE_FORMAT, "dtype": np.dtype(dtype).name, **counts, "eos": eos_id,
             "files": [str(p) for p in files]}
     (folder / "meta.json").write_text(json.dumps(meta))
     return digests
 
 
-def _build(tokens: Path, files: list[Path], eos_id: int, val_fraction: float, dtype: type) -> Path:
+def _build(tokens: Path, files: list[Path], eos_id: int, val_fraction: float, dtype: type,
+           reader: Reader = text_reader, reader_key: str = "", source: str = "") -> Path:
     """A new cache entry (a temporary folder renamed into place); its path."""
     try:
         tokens.mkdir(parents=True, exist_ok=True)
@@ -158,11 +192,11 @@ def _build(tokens: Path, files: list[Path], eos_id: int, val_fraction: float, dt
         raise DataError(f"{tokens}: cannot write the token cache ({exc.strerror}); set STACKFORM_CACHE") from None
     try:
         try:
-            digests = _write(tmp, files, eos_id, val_fraction, dtype)
+            digests = _write(tmp, files, eos_id, val_fraction, dtype, reader, source)
         except OSError as exc:  # e.g. a full disk
             raise DataError(f"{tokens}: cannot write the token cache ({exc.strerror or exc}); "
                             "free space or set STACKFORM_CACHE") from None
-        folder = tokens / content_key(digests, eos_id, val_fraction, dtype)  # of what was read
+        folder = tokens / content_key(digests, eos_id, val_fraction, dtype, reader_key)  # of what was read
         try:
             os.replace(tmp, folder)
         except OSError as exc:
@@ -173,11 +207,13 @@ def _build(tokens: Path, files: list[Path], eos_id: int, val_fraction: float, dt
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def cached_split(files: list[Path], eos_id: int, val_fraction: float, source: str) -> TokenSplit:
-    """Tokenize ``files`` once into the cache, keyed by their contents; memory-map the entry."""
+def cached_split(files: list[Path], eos_id: int, val_fraction: float, source: str,
+                 reader: Reader = text_reader, reader_key: str = "") -> TokenSplit:
+    """Tokenize ``files`` once into the cache, keyed by their contents (and ``reader_key``, which
+    names how ``reader`` reads them); memory-map the entry."""
     dtype = token_dtype(eos_id)
     tokens = cache_root() / "tokens"
-    folder = tokens / content_key([file_digest(p) for p in files], eos_id, val_fraction, dtype)
+    folder = tokens / content_key([file_digest(p) for p in files], eos_id, val_fraction, dtype, reader_key)
     if not os.path.lexists(folder):
-        folder = _build(tokens, files, eos_id, val_fraction, dtype)
+        folder = _build(tokens, files, eos_id, val_fraction, dtype, reader, reader_key, source)
     return _open(folder, dtype, eos_id, source)
