@@ -21,6 +21,8 @@ from .console import Console, MetricsLog, fmt_metrics
 from .device import TrainingError, autocast
 from .evaluate import evaluate
 from .forward import input_tokens, to_device
+from .keep_best import BestKeeper
+from .loggers import peak_memory_mib
 from .schedule import lr_at
 from .state import Counters
 
@@ -62,6 +64,7 @@ class Trainer:
         self.stop_requested = False
         self.started = time.perf_counter()
         self.elapsed_before = run.counters.elapsed_s
+        self.best = BestKeeper(run)
 
     def elapsed(self) -> float:
         return self.elapsed_before + time.perf_counter() - self.started
@@ -211,7 +214,7 @@ class Trainer:
         record = {
             "step": step, "split": "train", "loss": window["loss"] / kept if kept else math.nan, "lr": fields["lr"],
             "tokens_per_s": window["tokens"] / seconds, "elapsed_s": round(self.elapsed(), 3),
-            "grad_norm": fields["norm"] if kept else math.nan,
+            "grad_norm": fields["norm"] if kept else math.nan, "memory_mib": peak_memory_mib(self.run.device),
         }
         if self.run.counters.skipped:
             record["skipped"] = self.run.counters.skipped
@@ -225,6 +228,7 @@ class Trainer:
         run.log.write({"step": step, "split": "val", **metrics, "elapsed_s": round(self.elapsed(), 3)})
         run.console.line(f"step {step}  val {fmt_metrics(metrics)}")
         run.last_eval, run.last_eval_step = metrics, step
+        self.best.offer(step, metrics, getattr(self, "ranks", None))  # train.keep_best
         return metrics
 
     def save(self, step: int) -> None:

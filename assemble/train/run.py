@@ -27,6 +27,8 @@ from .consolidate import state_hooks
 from .console import Console, MetricsLog, fmt_duration
 from .device import TrainingError, configure, resolve_device, resolve_precision
 from .lock import LOCK_FILE, RunLock, check_unlocked, hold
+from .keep_best import BEST_FILE
+from .loggers import LOGGER_FILES, open_loggers
 from .loop import MODEL_FILE, Run, Trainer
 from .loss import loss_function
 from .optim import build_optimizer
@@ -36,6 +38,7 @@ from .state import STATE_FILE, Counters, load_train_state
 from .summary import header, summary
 
 RUN_FILES = (MODEL_FILE, STATE_FILE, "metrics.jsonl", "spec.yaml", "curves.png", "samples.txt")
+OPTIONAL_RUN_FILES = (BEST_FILE, *LOGGER_FILES)  # train.keep_best, train.log
 # Files only a run has: a folder with run files but none of these (a lone spec.yaml) is the user's.
 RUN_EVIDENCE = (MODEL_FILE, STATE_FILE, "metrics.jsonl")
 
@@ -118,7 +121,7 @@ def is_run_file(name: str) -> bool:
     """A name a run writes in its folder: its files, its lock, and the hidden files of saving (the
     temporary ``.NAME.PID.RANDOM.tmp`` of each file, a pending ``.train_state.*``, ...), which
     all begin with a dot and the stem of a run file."""
-    own = (*RUN_FILES, LOCK_FILE)
+    own = (*RUN_FILES, *OPTIONAL_RUN_FILES, LOCK_FILE)
     if name in own:
         return True
     hidden = name.lstrip(".")
@@ -260,7 +263,9 @@ def _train(spec: Spec, out: Path, resume_dir: Path | None, ranks: Any, stop_at_s
         if scaler is not None and counters.scaler:
             scaler.load_state_dict(counters.scaler)
     # metrics.jsonl is read (and checked) before the first file of the run is written
-    log = MetricsLog(out / "metrics.jsonl", counters.step if resume_dir else None) if ranks.is_main else SilentLog()
+    resume_step = counters.step if resume_dir else None
+    log = open_loggers(spec, out, MetricsLog(out / "metrics.jsonl", resume_step), resume_step) \
+        if ranks.is_main else SilentLog()
     if ranks.is_main:
         atomic_write(out / "spec.yaml", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False).encode())
     console = Console(spec.train.steps, counters.step, quiet or not ranks.is_main)
@@ -291,5 +296,5 @@ def _train(spec: Spec, out: Path, resume_dir: Path | None, ranks: Any, stop_at_s
     result = TrainResult(out, counters.step, stopped, metrics, trainer.elapsed(), spec, model, lines,
                          samples_error, counters.skipped)
     if not quiet and ranks.is_main:
-        print(printable(summary(result, RUN_FILES), keep="\n"))
+        print(printable(summary(result, RUN_FILES + OPTIONAL_RUN_FILES), keep="\n"))
     return result
