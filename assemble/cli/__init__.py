@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("list_cmd", "list registered blocks and their parameters"),
     "inspect": ("inspect_cmd", "per-block parameters and FLOPs, training memory, --diagram; spec or checkpoint"),
     "schema": ("schema", "print the JSON Schema of specs"),
+    "eval": ("eval", "loss, perplexity, bits per byte or exact match of a checkpoint on its data or --data"),
     "generate": ("generate", "generate text from a checkpoint (sampling, greedy, beam search)"),
     "attention": ("attention", "attention heatmaps (layers x heads) and an interactive page for a text"),
     "compare": ("compare", "overlay the loss curves of runs, their spec differences in the legend"),
