@@ -20,15 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from stackform.registry import StackformError
 from stackform.specs import Spec, SpecError, load_spec
+
+from .errors import EvalError
 
 SUFFIX_TYPES = {".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet", ".tsv": "pairs"}
 SPLITS = ("val", "train", "all")
-
-
-class EvalError(StackformError):
-    """A flag of ``stackform eval`` that cannot be used: the message names it."""
 
 
 @dataclass
