@@ -141,13 +141,17 @@ def _jsonl(path: Path, fields: tuple[str, ...], consumed: Callable[[bytes], None
                 raise DataError(f"{where}: not a JSON line ({str(exc).splitlines()[0][:80]})") from None
             if not isinstance(record, dict):
                 raise DataError(f"{where}: expected a JSON object with field '{fields[0]}', got {_kind(record)}")
-            yield where, tuple(_field(record, name, where) for name in fields)
+            yield where, tuple(_field(record, name, where, _hint(fields)) for name in fields)
 
 
-def _field(record: dict, name: str, where: str) -> str:
+def _hint(fields: tuple[str, ...]) -> str:
+    return "set train.data.field" if len(fields) == 1 else "set train.data.source_field and target_field"
+
+
+def _field(record: dict, name: str, where: str, hint: str) -> str:
     if name not in record:
         shown = ", ".join(list(record)[:8]) + (", ..." if len(record) > 8 else "")
-        raise DataError(f"{where}: no field '{name}' (fields: {shown or 'none'}); set train.data.field")
+        raise DataError(f"{where}: no field '{name}' (fields: {shown or 'none'}); {hint}")
     value = record[name]
     if not isinstance(value, str):
         raise DataError(f"{where}: field '{name}' is {_kind(value)}, not a string")
@@ -159,7 +163,7 @@ def _columns(schema: Any, fields: tuple[str, ...], path: Path) -> None:
     for name in fields:
         if name not in schema.names:
             raise DataError(f"{path}: no column '{name}' (columns: {', '.join(schema.names[:12])}); "
-                            "set train.data.field")
+                            f"{_hint(fields)}")
         kind = schema.field(name).type
         if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
             raise DataError(f"{path}: column '{name}' holds {kind}, not strings")

@@ -52,6 +52,7 @@ def _device_commands(ckpts, tmp_path) -> dict[str, list[str]]:
     return {
         "train": ["train", str(ckpts / "spec.yaml"), "--out-dir", str(tmp_path / "run"), "--quiet"],
         "generate": ["generate", str(ckpts / "dec.safetensors"), "--max-new", "2"],
+        "eval": ["eval", str(ckpts / "dec.safetensors"), "--batches", "1"],
         "attention": ["attention", str(ckpts / "dec.safetensors"), "--text", "hi", "--out", str(tmp_path / "a.png")],
         "bench": ["bench", "--preset", "tiny", "--steps", "1", "--repeats", "1", "--warmup", "0"],
     }

@@ -100,6 +100,11 @@ def test_jsonl_pairs_train_seq2seq(tmp_path):
     task = load_task(spec)
     assert len(task.train_pairs) + len(task.val_pairs) == 40 and len(task.val_pairs) == 4
     assert set(task.train_pairs) | set(task.val_pairs) == set(PAIRS)
+    _write_jsonl(tmp_path / "q.jsonl", [{"en": "a", "de": "b"}, {"en": "c"}])
+    with pytest.raises(DataError, match=r"q.jsonl:2: no field 'de' \(fields: en\); set train.data.source_field and "
+                                        "target_field$"):
+        load_task(load_spec(_spec({"type": "jsonl", "path": str(tmp_path / "q.jsonl"), "source_field": "en",
+                                   "target_field": "de"}, "seq2seq")))
 
 
 def test_pair_fields_come_together_and_fit_the_task():
