@@ -35,11 +35,12 @@ def metric_line(task: str, metrics: dict[str, float]) -> str:
     from stackform.assemble.train.console import fmt_ppl
 
     loss = metrics["loss"]
+    ppl = fmt_ppl(metrics["ppl"], 3)
     if task == "seq2seq":
-        return f"loss {loss:.4f}, perplexity {fmt_ppl(metrics['ppl'], 3)}, exact match {100 * metrics['exact_match']:.2f}%"
+        return f"loss {loss:.4f}, perplexity {ppl}, exact match {100 * metrics['exact_match']:.2f}%"
     if task == "causal_lm":
-        return f"loss {loss:.4f} nats/token, perplexity {fmt_ppl(metrics['ppl'], 3)}, {metrics['bpb']:.4f} bits per byte"
-    line = f"MLM loss {loss:.4f} nats/masked token, perplexity {fmt_ppl(metrics['ppl'], 3)}"
+        return f"loss {loss:.4f} nats/token, perplexity {ppl}, {metrics['bpb']:.4f} bits per byte"
+    line = f"MLM loss {loss:.4f} nats/masked token, perplexity {ppl}"
     base = metrics.get("unigram_loss")
     if base is not None and math.isfinite(base) and math.isfinite(loss):
         change = "lower" if loss <= base else "higher"

@@ -19,7 +19,8 @@ def _last_val(run) -> dict:
     return [r for r in records if r["split"] == "val"][-1]
 
 
-@pytest.mark.parametrize("kind, keys", [("decoder", ("loss", "ppl", "bpb")), ("encoder", ("loss", "ppl", "unigram_loss")),
+@pytest.mark.parametrize("kind, keys", [("decoder", ("loss", "ppl", "bpb")),
+                                        ("encoder", ("loss", "ppl", "unigram_loss")),
                                         ("encoder_decoder", ("loss", "ppl", "exact_match"))])
 def test_eval_repeats_the_runs_own_validation_metrics(runs, capsys, kind, keys):
     run = runs(kind)

@@ -87,12 +87,15 @@ def test_a_model_that_is_not_a_decoder_is_one_line(runs, kind):
 
 TASKS = {
     "tiny_choice": {"output_type": "multiple_choice", "doc_to_text": "{{question}}", "doc_to_choice": "{{choices}}",
-                    "doc_to_target": "{{answer}}", "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}]},
+                    "doc_to_target": "{{answer}}",
+                    "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}]},
     "tiny_ppl": {"output_type": "loglikelihood_rolling", "doc_to_text": "", "doc_to_target": "{{text}}",
-                 "metric_list": [{"metric": "bits_per_byte", "aggregation": "bits_per_byte", "higher_is_better": False}]},
+                 "metric_list": [{"metric": "bits_per_byte", "aggregation": "bits_per_byte",
+                                  "higher_is_better": False}]},
     "tiny_gen": {"output_type": "generate_until", "doc_to_text": "{{question}}", "doc_to_target": "{{answer}}",
                  "generation_kwargs": {"until": ["\n"], "max_gen_toks": 4, "do_sample": False},
-                 "metric_list": [{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True}]},
+                 "metric_list": [{"metric": "exact_match", "aggregation": "mean",
+                                  "higher_is_better": True}]},
 }
 DOCS = [{"question": f"Q{i}: 1+{i}=", "choices": [" a", " b", " c"], "answer": i % 3, "text": TEXTS[i % 2]}
         for i in range(4)]
@@ -103,8 +106,8 @@ def _task_folder(folder: Path) -> Path:
 
     (folder / "docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in DOCS))
     for name, fields in TASKS.items():
-        task = {"task": name, "dataset_path": "json", "dataset_kwargs": {"data_files": {"test": str(folder / "docs.jsonl")}},
-                "test_split": "test", **fields}
+        files = {"data_files": {"test": str(folder / "docs.jsonl")}}
+        task = {"task": name, "dataset_path": "json", "dataset_kwargs": files, "test_split": "test", **fields}
         if name == "tiny_gen":  # answers as text for exact match
             task["doc_to_target"] = "{{choices[answer]}}"
         (folder / f"{name}.yaml").write_text(yaml.safe_dump(task))
@@ -126,8 +129,9 @@ def test_lm_eval_runs_the_model_on_local_tasks(runs, offline, scorer):
 
     from stackform.assemble.eval import harness  # registers "stackform"
 
+    tasks = TaskManager(include_path=str(offline), include_defaults=False)
     out = lm_eval.simple_evaluate(model="stackform", model_args=f"run={runs('decoder')},device=cpu",
-                                  tasks=list(TASKS), task_manager=TaskManager(include_path=str(offline), include_defaults=False))
+                                  tasks=list(TASKS), task_manager=tasks)
     results = out["results"]
     assert 0 <= results["tiny_choice"]["acc,none"] <= 1 and "exact_match,none" in results["tiny_gen"]
     texts = [d["text"] for d in DOCS]
