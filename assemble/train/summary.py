@@ -76,8 +76,20 @@ def _metric_lines(task: str, metrics: dict[str, float]) -> list[str]:
                 "(raise train.mlm_probability, train.eval_steps or train.batch_size)"]
     line = f"validation MLM loss {loss:.4f} nats/masked token"
     if base is not None:
-        line += f" vs unigram baseline {base:.4f} ({100 * (1 - loss / base):.1f}% lower)"
+        line += f" vs unigram baseline {base:.4f} ({_versus(loss, base)})"
     return [line]
+
+
+def _versus(loss: float, base: float) -> str:
+    """How ``loss`` compares with the ``base``line, in words that match the sign."""
+    change = 100 * (loss / base - 1) if base else math.nan
+    if not math.isfinite(change):
+        return "not comparable"
+    if round(change, 1) == 0:
+        return "the same"
+    if change < 0:
+        return f"{-change:.1f}% lower"
+    return f"{change:.1f}% higher: not yet better than predicting each token's frequency"
 
 
 def summary(result: Any, files: tuple[str, ...]) -> str:
