@@ -88,10 +88,9 @@ def _check_budget_left(resume: Path, spec: Spec, state: Path) -> None:
         return
     elapsed = parse_counters(read_metadata(state).get(STATE_KEY, "null"), str(state), STATE_KEY)["elapsed_s"]
     if elapsed >= 60 * budget:
-        more = max(budget, elapsed / 60)
         raise TrainingError(
             f"--resume {resume}: the run has used {fmt_duration(elapsed)} of its {budget:g} min budget "
-            f"(train.max_minutes, a total for the run); train longer with: {resume_hint(resume, more)}")
+            f"(train.max_minutes, a total for the run); train longer with: {resume_hint(resume, budget, elapsed)}")
 
 
 def plan(spec: Any, overrides: Sequence[str], out_dir: Any, resume: Any, overwrite: bool) -> tuple[Spec, Path]:

@@ -58,9 +58,12 @@ def ending_line(horizon: Any, step: int, now: float, train: Any) -> str | None:
             f"(warmup {warmup:.0f} step{'s' if round(warmup) != 1 else ''})")
 
 
-def resume_hint(out_dir: Any, max_minutes: float) -> str:
-    """The command that continues a run its time budget stopped: the budget doubled (a total)."""
-    return f"stackform train --resume {shlex.quote(str(out_dir))} train.max_minutes={2 * max_minutes:g}"
+def resume_hint(out_dir: Any, max_minutes: float, elapsed_s: float) -> str:
+    """The command that continues a run its time budget stopped: ``max_minutes`` more on top of the time
+    already spent (the budget is the run's total), rounded up."""
+    total = elapsed_s / 60 + max_minutes
+    total = math.ceil(total * 10 - 1e-9) / 10 if total < 10 else math.ceil(total - 1e-9)
+    return f"stackform train --resume {shlex.quote(str(out_dir))} train.max_minutes={total:g}"
 
 
 def _metric_lines(task: str, metrics: dict[str, float]) -> list[str]:
@@ -110,7 +113,7 @@ def summary(result: Any, files: tuple[str, ...]) -> str:
     present = [f for f in files if (Path(result.out_dir) / f).exists()]
     lines.append(f"  files in {result.out_dir}/: {', '.join(present)}")
     if result.stopped == "time budget":
-        lines.append(f"  train longer with: {resume_hint(result.out_dir, spec.train.max_minutes)}  "
+        lines.append(f"  train longer with: {resume_hint(result.out_dir, spec.train.max_minutes, result.elapsed_s)}  "
                      "(a total for the run: its learning-rate curve is extended, not restarted)")
     elif result.stopped != "done":
         lines.append(f"  continue with: stackform train --resume {result.out_dir}")

@@ -33,4 +33,4 @@ def test_the_summary_prints_the_samples(tmp_path, make_spec):
                              samples_error=None, skipped=0)
     text = summary(result, ("model.safetensors",))
     assert "  samples (samples.txt):\n    [def ]f(x):\n        return\n    [a]b\n" in text
-    assert f"train longer with: stackform train --resume '{tmp_path}/my run' train.max_minutes=4  (a total" in text
+    assert f"train longer with: stackform train --resume '{tmp_path}/my run' train.max_minutes=4.1  (a total" in text
