@@ -19,7 +19,7 @@ from stackform import registry
 
 from .blocks import BlockSpec
 from .errors import Issue, SpecError
-from .load import read_source, validate_source
+from .load import load_spec, read_source, validate_source
 from .models import Spec
 from .overrides import apply_override, check_overrides
 from .pydantic_errors import _options, issue_from_pydantic
@@ -56,6 +56,10 @@ def _related(a: str, b: str) -> bool:
 def every_issue(spec: Any, overrides: Sequence[str] = ()) -> tuple[Spec | None, list[Issue]]:
     """(the Spec, []) when ``spec`` with ``overrides`` is valid, else (None, every issue found, in file order).
     A problem with the file itself (YAML, ``extends:``, an override) is the only issue reported."""
+    try:
+        return load_spec(spec, overrides), []  # exactly what train gets when it is valid
+    except SpecError as exc:
+        first = list(exc.issues)
     check_overrides(overrides)
     try:
         if isinstance(spec, Spec):
@@ -69,7 +73,7 @@ def every_issue(spec: Any, overrides: Sequence[str] = ()) -> tuple[Spec | None, 
     issues: list[Issue] = []
     for _ in range(MAX_PASSES):
         try:
-            result = validate_source(Source(data, src.values, src.keys))
+            validate_source(Source(data, src.values, src.keys))
         except SpecError as exc:
             new = [i for i in exc.issues if not any(_related(i.path, seen.path) for seen in issues)]
             issues += new
@@ -79,9 +83,9 @@ def every_issue(spec: Any, overrides: Sequence[str] = ()) -> tuple[Spec | None, 
             if not unknown or not isinstance(data, dict) or not any([_remove(data, _parts(i.path)) for i in unknown]):
                 break
             continue
-        return (result, []) if not issues else (None, _in_order(issues))
+        return None, _in_order(first + issues)
     blocks = [i for i in _block_issues(src) if not any(_related(i.path, seen.path) for seen in issues)]
-    return None, _in_order(issues + blocks)
+    return None, _in_order(first + issues + blocks)
 
 
 def _raw_blocks(data: Any, cls: Any, path: tuple = ()):
