@@ -31,8 +31,8 @@ def header(run: Any, resumed: bool) -> str:
     start = f"resuming at step {run.counters.step} of {train.steps}" if resumed else f"{train.steps} steps"
     budget = ""
     if train.max_minutes:
-        used = f", {fmt_duration(run.counters.elapsed_s)} used" if resumed else ""
-        budget = (f", or {train.max_minutes:g} min{used} (train.max_minutes) if that ends first "
+        used = f" in all, {fmt_duration(run.counters.elapsed_s)} spent" if resumed else ""
+        budget = (f", or {train.max_minutes:g} min (train.max_minutes{used}) if that ends first "
                   "(a line after the first steps says which)")
     extras = [x for x, on in (("compiled", train.compile), ("fused AdamW", run.device.type in FUSED_DEVICES)) if on]
     return (

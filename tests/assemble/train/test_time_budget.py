@@ -156,6 +156,8 @@ def test_a_budget_run_warms_up_decays_resumes_with_its_hint_and_refuses_a_spent_
     assert (run / "metrics.jsonl").read_bytes() == before
     # the printed command continues the curve: no jump back up
     assert main(["train", *command[2:]]) == 0
+    assert "resuming at step 30 of 1000 of 4 x 16 tokens, or 1 min (train.max_minutes in all, 0:30 spent)" in (
+        capsys.readouterr().err)
     resumed = _lrs(run)
     assert len(resumed) == 60 and resumed[:30] == lrs
     assert max(resumed[30:]) <= lrs[-1] * 1.0001
