@@ -247,7 +247,23 @@ def get(kind: str, name: str) -> Entry:
     try:
         return _entries[kind][name]
     except KeyError:
-        raise RegistryError(unknown_message(kind, str(name), list(_entries[kind]))) from None
+        message = unknown_message(kind, str(name), list(_entries[kind]))
+        described = None if "did you mean" in message else described_as(kind, str(name))
+        if described:
+            message = message.replace(" (registered:", f"; did you mean '{described}'? (registered:", 1)
+        raise RegistryError(message) from None
+
+
+def described_as(kind: str, word: str) -> str | None:
+    """The one block of ``kind`` whose class name, or a word of its description found in no other
+    block's, is ``word``: ``rotary`` is ``rope`` (class Rotary, "Rotary position embedding ...")."""
+    word = word.lower()
+    if len(word) < 4:
+        return None
+    words = {e.name: {e.cls.__name__.lower(), *re.findall(r"[a-z0-9_]+", e.doc.lower())}
+             for e in _entries.get(kind, {}).values()}
+    found = [name for name, seen in words.items() if word in seen]
+    return found[0] if len(found) == 1 else None
 
 
 def names(kind: str) -> list[str]:

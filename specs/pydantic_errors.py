@@ -110,6 +110,34 @@ def _count_message(kind: str, err: dict, annotation: Any) -> str:
     return f"needs at least {ctx.get('min_length')} items, got {got}"
 
 
+def _field_paths(cls: Any, prefix: tuple = (), depth: int = 3) -> list[tuple]:
+    """Every field path below the model ``cls`` (through nested models, not lists), up to ``depth``."""
+    found = []
+    for option in _options(cls):
+        if not (isinstance(option, type) and issubclass(option, BaseModel)) or depth == 0:
+            continue
+        for name, field in option.model_fields.items():
+            found.append(prefix + (name,))
+            found += _field_paths(field.annotation, prefix + (name,), depth - 1)
+    return found
+
+
+def _elsewhere(cls: Any, name: str, parent: tuple) -> str | None:
+    """The full path of a field called ``name`` at another level (``train.lr``: ``train.optimizer.lr``),
+    below the unknown key's parent first; None when there is none (or the document is not a whole spec)."""
+    if not (isinstance(cls, type) and issubclass(cls, BaseModel)) or "model" not in cls.model_fields:
+        return None
+    named = [p for p in _field_paths(cls) if p[-1] == name]
+    if any(p[:-1] == parent for p in named):  # a key of another variant of this place (another data type)
+        return None
+    paths = [p for p in named if len(p) >= 2]  # a section's key, never a top-level one (name, plugins)
+    if not paths:
+        return None
+    below = [p for p in paths if p[: len(parent)] == parent]
+    best = min(below or paths, key=len)
+    return ".".join(map(str, best))
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -127,7 +155,7 @@ def issue_from_pydantic(err: dict, src: Source, prefix: tuple, cls: type) -> Iss
         key = True
         name = str(loc[-1]) if loc else "?"
         allowed = [k for k in _allowed_keys(parent_type, parent_raw) if k != "type" or prefix == ()]
-        guess = closest(name, allowed)
+        guess = closest(name, allowed) or _elsewhere(cls, name, prefix + loc[:-1])
         hint = f"; did you mean '{guess}'?" if guess else ""
         message = f"unknown key '{name}'{hint} (allowed: {', '.join(allowed)})"
     elif kind == "missing" and loc and isinstance(loc[-1], int) and isinstance(parent_raw, list):

@@ -102,7 +102,8 @@ class TrainSpec(_Strict):
     seq_len: PositiveInt | None = Field(None, description="tokens per training window (causal_lm, mlm; seq2seq batches are as long as their longest pair); default model.max_len")
     steps: PositiveInt = 1000
     max_minutes: float | None = Field(
-        None, gt=0, description="wall-time budget: cosine/linear decay by max(step/steps, time/budget), stop at either"
+        None, gt=0, description="wall-time budget of the whole run (a resume counts the time spent): it stops at this "
+                                "or at steps, whichever comes first; warmup and decay follow it (docs/training.md)"
     )
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)

@@ -46,11 +46,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also stackform's model with the reference's full-logits loss (to separate model and loss)")
 
 
+def _warn_if_busy() -> None:
+    from stackform.assemble.train.machine import busy_warning
+
+    warning = busy_warning()
+    if warning:
+        print(warning)
+
+
 def run(args: argparse.Namespace) -> int:
     from stackform.assemble.bench.contestants import (peer_steps, reference_step, stackform_plain_ce_step,
                                                       stackform_step)
     from stackform.assemble.bench.harness import run_alternating
     from stackform.assemble.bench.report import table
+    from stackform.assemble.train import machine
     from stackform.specs import load_spec
 
     if args.variants:
@@ -73,8 +82,9 @@ def run(args: argparse.Namespace) -> int:
     data = (idx[:, :-1].contiguous(), idx[:, 1:].contiguous())
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     print(printable(f"bench: {spec.name} d_model {spec.model.d_model} x {spec.model.n_layers} layers, batch {batch}, seq {seq}, "
-          f"{device_name or 'cpu'} ({torch.get_num_threads()} threads), torch {torch.__version__}, "
+          f"{device_name or 'cpu'} ({machine.describe()}), torch {torch.__version__}, "
           f"{'bf16' if bf16 else 'fp32'}, compile {args.compile or 'off'}"))
+    _warn_if_busy()
     try:
         reference = reference_step(spec, data, device, bf16, args.compile)
     except ValueError as exc:  # the hand-written reference holds one architecture
@@ -105,6 +115,7 @@ def run_variants_cli(args: argparse.Namespace) -> int:
     print(f"bench --variants: decoder d_model 256 x 2 layers, 8 heads, batch 1, forward + backward, "
           f"{torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'} "
           f"({torch.get_num_threads()} threads), torch {torch.__version__}, load average {load}")
+    _warn_if_busy()
     rows = run_variants(seqs, device, args.repeats, args.warmup, memory=True)
     print(table(rows))
     print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")

@@ -1,4 +1,4 @@
-"""``stackform list [KIND] [--pattern GLOB] [--markdown]``: the registered blocks."""
+"""``stackform list [KIND | zoo] [--pattern GLOB] [--markdown]``: the registered blocks, or the zoo's specs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from stackform.registry import printable
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("kind", nargs="?", help=f"one of: {', '.join(registry.KINDS)}")
+    p.add_argument("kind", nargs="?", help=f"one of: {', '.join(registry.KINDS)}; or zoo: the shipped specs")
     p.add_argument("--pattern", default="*", help="glob on block names")
     p.add_argument("--markdown", action="store_true", help="the catalogue as Markdown (docs/blocks.md)")
 
@@ -40,7 +40,33 @@ def markdown() -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def zoo(pattern: str) -> list[str]:
+    """One line per zoo spec matching ``pattern``: name, kind, shape and the first sentence of its description."""
+    import fnmatch
+    import textwrap
+
+    from stackform.specs import load_spec, zoo_names
+
+    lines = []
+    for name in zoo_names():
+        if not fnmatch.fnmatchcase(name, pattern):
+            continue
+        spec = load_spec(name)
+        model = spec.model
+        layers = " + ".join(str(model.n_layers_of(side)) for side in model.sides)
+        about = textwrap.shorten(" ".join(spec.description.split()), 90, placeholder=" ...")
+        lines.append(f"{name:<18} {model.kind:<15} d_model {model.d_model:<5} x {layers:<7} layers  {about}")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.kind == "zoo":
+        if args.markdown:
+            raise registry.StackformError("stackform list zoo: --markdown lists blocks; leave it out")
+        for line in zoo(args.pattern):
+            print(printable(line))
+        print("train one with: stackform train NAME; see its file with: stackform validate NAME --print")
+        return 0
     if args.markdown:
         print(markdown(), end="")
         return 0

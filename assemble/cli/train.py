@@ -11,6 +11,7 @@ EPILOG = """examples:
   stackform train gpt-tiny                                   # zoo name or path; trains, evaluates, saves, samples
   stackform train my.yaml train.steps=500 model.d_model=192  # dotted overrides
   stackform train --resume runs/my train.steps=4000          # continue exactly where it stopped
+  stackform train my.yaml --threads 1                        # one CPU thread: often fastest on a busy machine
   stackform train my.yaml --nproc 4                          # 4 processes (torchrun), DDP; docs/distributed.md"""
 
 
@@ -27,12 +28,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress or summary output")
     p.add_argument("--force-size", action="store_true",
                    help="train even when a step is estimated not to fit this machine's memory")
+    p.add_argument("--threads", type=_threads, metavar="N",
+                   help="torch CPU threads (default: one per core); on a busy machine 1 is often fastest")
     p.add_argument("--nproc", type=int, metavar="N",
                    help="train with N processes on this machine: relaunches this command through torchrun")
 
 
+def _threads(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
+    from stackform.assemble.train.machine import set_threads
     from stackform.assemble.train.run import train
+
+    set_threads(args.threads)
 
     specs = [a for a in args.args if "=" not in a]
     overrides = [a for a in args.args if "=" in a]
@@ -69,7 +85,7 @@ def _launch(args: argparse.Namespace, spec: str | None, overrides: list[str]) ->
     run_folder(resolved, args.out_dir, args.resume, args.overwrite)  # another run's folder
     argv = list(args.args)
     for flag, value in (("--resume", args.resume), ("--out-dir", args.out_dir), ("--device", args.device),
-                        ("--steps", args.steps)):
+                        ("--steps", args.steps), ("--threads", args.threads)):
         if value is not None:
             argv += [flag, str(value)]
     for module in args.plugin:

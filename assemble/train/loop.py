@@ -23,7 +23,7 @@ from .evaluate import evaluate
 from .forward import input_tokens, to_device
 from .keep_best import BestKeeper
 from .loggers import peak_memory_mib
-from .schedule import lr_at
+from .schedule import Horizon, lr_at
 from .state import Counters
 
 
@@ -54,6 +54,17 @@ class Run:
     last_save_step: int = -1
 
 
+def budget_horizon(spec: Spec, counters: Counters) -> Horizon | None:
+    """The schedule's Horizon for a run with a time budget (or resumed from one), else None."""
+    train = spec.train
+    if not train.max_minutes and not counters.schedule:
+        return None
+    budget = 60 * train.max_minutes if train.max_minutes else None
+    horizon = Horizon(train.schedule, train.optimizer.lr, train.steps, budget, spec.model.d_model)
+    horizon.restore(counters.schedule)
+    return horizon
+
+
 class Trainer:
     """Runs optimizer steps ``counters.step + 1 .. train.steps`` of a Run."""
 
@@ -65,15 +76,16 @@ class Trainer:
         self.started = time.perf_counter()
         self.elapsed_before = run.counters.elapsed_s
         self.best = BestKeeper(run)
+        self.horizon = budget_horizon(run.spec, run.counters)  # None: no time budget, lr_at by steps
+        self.announced = False
 
     def elapsed(self) -> float:
         return self.elapsed_before + time.perf_counter() - self.started
 
     def _lr(self, step: int) -> float:
-        budget = self.train.max_minutes
-        fraction = self.elapsed() / (60 * budget) if budget else None
-        return lr_at(self.train.schedule, self.train.optimizer.lr, step, self.train.steps,
-                     self.run.spec.model.d_model, fraction)
+        if self.horizon is not None:
+            return self.horizon.advance(step, self.elapsed())
+        return lr_at(self.train.schedule, self.train.optimizer.lr, step, self.train.steps, self.run.spec.model.d_model)
 
     def train_step(self, step: int) -> tuple[torch.Tensor, torch.Tensor, int, float]:
         """One optimizer step over ``grad_accum`` micro-batches: (loss, grad norm, tokens, lr)."""
@@ -200,6 +212,8 @@ class Trainer:
             if step % train.log_every == 0 or step == train.steps:
                 metrics = self._log_train(step, window, model_fields)
             run.console.step(step, metrics, self.elapsed())
+            if self.horizon is not None and not self.announced:
+                self._announce_ending(step)
             paused = time.perf_counter()
             if step % train.eval_every == 0 and step != train.steps:
                 self.evaluate(step)
@@ -207,6 +221,15 @@ class Trainer:
                 self.save(step)
             window["paused"] += time.perf_counter() - paused
         return "done"
+
+    def _announce_ending(self, step: int) -> None:
+        """Once the step time is measured: which of train.steps and max_minutes will end the run."""
+        from .summary import ending_line
+
+        line = ending_line(self.horizon, step + 1, self.elapsed(), self.train)
+        if line:
+            self.run.console.line(line)
+            self.announced = True
 
     def _log_train(self, step: int, window: dict, fields: dict) -> dict[str, float]:
         seconds = max(time.perf_counter() - window["t0"] - window["paused"], 1e-9)
@@ -235,6 +258,8 @@ class Trainer:
         """model.safetensors (weights + spec + step) and train_state.safetensors, as one commit (commit.py)."""
         run = self.run
         run.counters.elapsed_s = self.elapsed()
+        if self.horizon is not None:
+            run.counters.schedule = self.horizon.state()
         if run.scaler is not None:
             run.counters.scaler = run.scaler.state_dict()
         save_checkpoint(run.out_dir, run.model, step, run.optimizer, run.task.generator, run.counters)

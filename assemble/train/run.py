@@ -22,7 +22,7 @@ from ..data import load_task, unigram_log_probs
 from ..errors import StackformError
 from ..trainable import require_trainable, where_of
 from . import distributed
-from .commit import PENDING_FILE, find_pair
+from .commit import PENDING_FILE, find_pair, read_metadata
 from .consolidate import state_hooks
 from .console import Console, MetricsLog, fmt_duration
 from .device import TrainingError, configure, resolve_device, resolve_precision
@@ -31,11 +31,13 @@ from .keep_best import BEST_FILE
 from .loggers import LOGGER_FILES, open_loggers
 from .loop import MODEL_FILE, Run, Trainer
 from .loss import loss_function
+from .machine import busy_warning
 from .optim import build_optimizer
 from .parallel_loop import ParallelTrainer, SilentLog
 from .report import plot_curves, samples
-from .state import STATE_FILE, Counters, load_train_state
-from .summary import header, summary
+from .state import STATE_FILE, STATE_KEY, Counters, load_train_state
+from .state_check import parse_counters
+from .summary import header, resume_hint, summary
 
 RUN_FILES = (MODEL_FILE, STATE_FILE, "metrics.jsonl", "spec.yaml", "curves.png", "samples.txt")
 OPTIONAL_RUN_FILES = (BEST_FILE, *LOGGER_FILES)  # train.keep_best, train.log
@@ -78,7 +80,20 @@ def _resume_spec(resume: Path, spec: Any, overrides: Sequence[str]) -> Spec:
     if resumed.train.steps <= step:  # nothing to train: refuse before anything in the folder is rewritten
         raise TrainingError(f"--resume {resume}: the run is already at step {step} and train.steps is "
                             f"{resumed.train.steps}; give train.steps=N with N above {step} to train longer")
+    _check_budget_left(resume, resumed, pair.state)
     return resumed
+
+
+def _check_budget_left(resume: Path, spec: Spec, state: Path) -> None:
+    """A run whose time budget (a total, train.max_minutes) is spent would only evaluate again: refuse."""
+    budget = spec.train.max_minutes
+    if not budget:
+        return
+    elapsed = parse_counters(read_metadata(state).get(STATE_KEY, "null"), str(state), STATE_KEY)["elapsed_s"]
+    if elapsed >= 60 * budget:
+        raise TrainingError(
+            f"--resume {resume}: the run has used {fmt_duration(elapsed)} of its {budget:g} min budget "
+            f"(train.max_minutes, a total for the run); train longer with: {resume_hint(resume, budget, elapsed)}")
 
 
 def plan(spec: Any, overrides: Sequence[str], out_dir: Any, resume: Any, overwrite: bool) -> tuple[Spec, Path]:
@@ -275,6 +290,9 @@ def _train(spec: Spec, out: Path, resume_dir: Path | None, ranks: Any, stop_at_s
     if resume_dir is not None and out == resume_dir:
         run.last_save_step = counters.step  # its checkpoint is the last good one
     console.line(header(run, resumed=resume_dir is not None) + ranks.describe())
+    warning = busy_warning()
+    if warning:
+        console.line(warning)
     trainer = ParallelTrainer(run, ranks) if ranks.active else Trainer(run)
     try:
         stopped = trainer.loop(stop_at_step)

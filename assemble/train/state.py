@@ -40,6 +40,7 @@ class Counters:
     elapsed_s: float = 0.0
     skipped: int = 0
     scaler: dict[str, Any] = field(default_factory=dict)
+    schedule: dict[str, float] = field(default_factory=dict)  # a time-budget run's Horizon (schedule.py)
 
 
 def state_digest(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> str:

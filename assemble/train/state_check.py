@@ -24,7 +24,9 @@ MAX_RANKS = 1 << 20
 CUDA_RNG_BYTES = 16  # a CUDA (Philox) generator's state: seed and offset, 8 bytes each
 MOMENTS = ("exp_avg", "exp_avg_sq")
 ADAMW_STATE = (*MOMENTS, "step")
-COUNTER_TYPES = {"step": int, "tokens": int, "elapsed_s": float, "skipped": int, "scaler": dict}
+COUNTER_TYPES = {"step": int, "tokens": int, "elapsed_s": float, "skipped": int, "scaler": dict, "schedule": dict}
+OPTIONAL_COUNTERS = {"schedule": {}}  # absent from states saved before it existed
+SCHEDULE_FIELDS = ("warm", "progress")
 SCALER_FIELDS = {"scale": float, "growth_factor": float, "backoff_factor": float, "growth_interval": int,
                  "_growth_tracker": int}
 _INDEX = r"(0|[1-9][0-9]{0,8})"
@@ -58,6 +60,21 @@ def _number(value: Any, kind: type, path: str, entry: str, low: float, high: flo
         raise _fail(path, entry, f"{value!r:.40} is out of range ({low:g} to {high:g})")
 
 
+def _schedule(value: Any, path: str, entry: str) -> None:
+    """A time-budget run's schedule state: {} or both of warm and progress, each in [0, 1]."""
+    if not isinstance(value, dict):
+        raise _fail(path, entry, "not a JSON object")
+    if not value:
+        return
+    for name in SCHEDULE_FIELDS:
+        if name not in value:
+            raise _fail(path, f"{entry}.{name}", "missing")
+        _number(value[name], float, path, f"{entry}.{name}", 0, 1)
+    extra = sorted(set(value) - set(SCHEDULE_FIELDS))
+    if extra:
+        raise _fail(path, f"{entry}.{extra[0]:.40}", "unknown field of the schedule")
+
+
 def parse_counters(text: str, path: str, key: str) -> dict[str, Any]:
     """The counters JSON of the metadata ``key``, checked field by field."""
     try:
@@ -70,6 +87,8 @@ def parse_counters(text: str, path: str, key: str) -> dict[str, Any]:
     unknown = sorted(set(data) - set(COUNTER_TYPES))
     if unknown:
         raise _fail(path, f"{key}.{unknown[0]:.40}", f"unknown counter (known: {', '.join(COUNTER_TYPES)})")
+    for name, default in OPTIONAL_COUNTERS.items():
+        data.setdefault(name, default)
     missing = [name for name in COUNTER_TYPES if name not in data]
     if missing:
         raise _fail(path, f"{key}.{missing[0]}", "missing")
@@ -77,6 +96,7 @@ def parse_counters(text: str, path: str, key: str) -> dict[str, Any]:
     _number(data["tokens"], int, path, f"{key}.tokens", 0, MAX_COUNT)
     _number(data["elapsed_s"], float, path, f"{key}.elapsed_s", 0, 1e12)
     _number(data["skipped"], int, path, f"{key}.skipped", 0, data["step"])
+    _schedule(data["schedule"], path, f"{key}.schedule")
     scaler = data["scaler"]
     if not isinstance(scaler, dict):
         raise _fail(path, f"{key}.scaler", "not a JSON object")

@@ -105,9 +105,14 @@ def test_inspect_without_a_spec_names_only_the_spec(capsys):
     assert info.value.code == 2 and err.rstrip().endswith("required: SPEC_OR_CKPT")
 
 
-@pytest.mark.parametrize("where", ["folder", "below_a_file"])
+@pytest.mark.parametrize("where", ["below_a_file", "a_file_named_like_a_folder"])
 def test_schema_out_that_cannot_be_written(capsys, tmp_path, where):
     (tmp_path / "file").write_text("x")
-    out = tmp_path if where == "folder" else tmp_path / "file" / "schema.json"
-    code, _, err = run(capsys, "schema", "--out", str(out))
-    assert code == 2 and err.startswith(f"error: --out {out}: cannot write (") and len(err.splitlines()) == 1
+    out = tmp_path / "file" / "schema.json" if where == "below_a_file" else tmp_path / "file" / ""
+    code, _, err = run(capsys, "schema", "--out", str(out) + ("/" if where != "below_a_file" else ""))
+    assert code == 2 and err.startswith("error: --out ") and ": cannot write (" in err and len(err.splitlines()) == 1
+
+
+def test_schema_out_a_folder_writes_the_schema_file_in_it(capsys, tmp_path):
+    code, out, _ = run(capsys, "schema", "--out", str(tmp_path))
+    assert code == 0 and (tmp_path / "stackform.schema.json").is_file() and "$schema=stackform.schema.json" in out

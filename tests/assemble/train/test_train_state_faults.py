@@ -26,6 +26,7 @@ from stackform.assemble.checkpoint import DIGEST_KEY, read_checkpoint
 from stackform.assemble.cli import main
 from stackform.assemble.train.commit import find_pair
 from stackform.assemble.train.optim import build_optimizer
+from stackform.assemble.train.state_check import OPTIONAL_COUNTERS
 from stackform.assemble.train.state import (COMMIT_KEY, MODEL_SHA_KEY, STATE_FILE, STATE_KEY, load_train_state,
                                             state_digest)
 
@@ -86,6 +87,9 @@ def _counter_values(field: str) -> Iterator[tuple[str, str]]:
     if field == "scaler":
         wrong = ['"1"', "[]", "3", '{"scale": 1.0}', '{"scale": "x", "growth_factor": 2.0, "backoff_factor": 0.5, '
                  '"growth_interval": 2000, "_growth_tracker": 0}', '{"other": 1}']
+    if field == "schedule":  # a time-budget run's; {} or absent (older states) is a run without one
+        wrong = ['"1"', "[]", "3", '{"warm": 0.5}', '{"warm": 2, "progress": 0}', '{"warm": 1, "progress": NaN}',
+                 '{"warm": 1, "progress": 0.5, "other": 1}']
     for text in wrong:
         yield text[:20], text
 
@@ -104,8 +108,9 @@ def _metadata_mutations(meta: dict) -> Iterator[tuple[str, str, Mutation]]:
     yield "extra key", "stackform.extra", lambda tensors, m: m.__setitem__("stackform.extra", "1")
     counters = json.loads(meta[STATE_KEY])
     for field in counters:
-        yield f"drop counter {field}", field, lambda t, m, f=field: m.__setitem__(
-            STATE_KEY, json.dumps({k: v for k, v in json.loads(m[STATE_KEY]).items() if k != f}))
+        if field not in OPTIONAL_COUNTERS:  # absent from older states: dropping it is allowed
+            yield f"drop counter {field}", field, lambda t, m, f=field: m.__setitem__(
+                STATE_KEY, json.dumps({k: v for k, v in json.loads(m[STATE_KEY]).items() if k != f}))
         for label, text in _counter_values(field):
             yield f"counter {field}={label}", field, lambda t, m, f=field, x=text: m.__setitem__(
                 STATE_KEY, _counters_text(m, f, x))
