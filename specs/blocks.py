@@ -67,6 +67,7 @@ FfnBlock = Annotated[_kind_class("ffn"), BeforeValidator(_as_block)]
 MaskBlock = Annotated[_kind_class("mask"), BeforeValidator(_as_block)]
 HeadBlock = Annotated[_kind_class("head"), BeforeValidator(_as_block)]
 TokenTypeBlock = Annotated[_kind_class("token_type"), BeforeValidator(_as_block)]
+LayerBlock = Annotated[_kind_class("layer"), BeforeValidator(_as_block)]
 
 
 def block_class(kind: str) -> Any:
