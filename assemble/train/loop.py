@@ -16,6 +16,7 @@ import torch
 from stackform.specs import Spec
 
 from ..data import IGNORE
+from .aux_losses import AuxLosses
 from .commit import MODEL_FILE, save_checkpoint
 from .console import Console, MetricsLog, fmt_metrics
 from .device import TrainingError, autocast
@@ -62,6 +63,7 @@ class Trainer:
         self.stop_requested = False
         self.started = time.perf_counter()
         self.elapsed_before = run.counters.elapsed_s
+        self.aux = AuxLosses(run.model)
 
     def elapsed(self) -> float:
         return self.elapsed_before + time.perf_counter() - self.started
@@ -92,7 +94,9 @@ class Trainer:
                 with autocast(run.device, run.amp_dtype):
                     loss_sum, _ = run.loss(batch)
                 loss = loss_sum / max(targets, 1) if scale is None else loss_sum * scale
-                (run.scaler.scale(loss) if run.scaler else loss).backward()
+                aux = self.aux.term(train.grad_accum)  # blocks' losses() (aux_losses.py)
+                full = loss if aux is None else loss + aux
+                (run.scaler.scale(full) if run.scaler else full).backward()
             total += loss.detach()
         if run.scaler:
             run.scaler.unscale_(run.optimizer)
@@ -196,6 +200,7 @@ class Trainer:
             metrics = None
             if step % train.log_every == 0 or step == train.steps:
                 metrics = self._log_train(step, window, model_fields)
+            run.console.extra = self.aux.names
             run.console.step(step, metrics, self.elapsed())
             paused = time.perf_counter()
             if step % train.eval_every == 0 and step != train.steps:
@@ -215,6 +220,7 @@ class Trainer:
         }
         if self.run.counters.skipped:
             record["skipped"] = self.run.counters.skipped
+        record.update(self.aux.fields(kept))
         self.run.log.write(record)
         window.update(loss=0.0, steps=0, tokens=0, t0=time.perf_counter(), paused=0.0)
         return record
