@@ -33,6 +33,7 @@ class StackView:
     positional: str
     additive_positional: bool  # added to the embeddings (else used inside attention)
     masks: list[str]
+    hides_future: bool = False  # a mask declares it hides later tokens (drawn as masked self-attention)
     groups: list[LayerGroupView] = field(default_factory=list)
     final_norm: str | None = None
     head: str | None = None
@@ -69,6 +70,7 @@ def stack_view(model: StackformModel, side: str, stack: Stack, embed: nn.Module,
         positional=block_label(positional),
         additive_positional=bool(getattr(positional, "adds_to_embeddings", False)),
         masks=[block_label(m) for m in stack.masks],
+        hides_future=any(getattr(m, "hides_future", False) for m in stack.masks),
     )
     for i, layer in enumerate(stack.layers):
         label, parallel, subs, norms = _layer_signature(layer)

@@ -74,8 +74,8 @@ class Column:
                          arrowprops=dict(arrowstyle="-|>", lw=0.9, color="#444"))
 
 
-def _title(role: str, label: str, masks: list[str]) -> str:
-    title = "masked self-attention" if role == "self-attention" and "causal" in masks else role
+def _title(role: str, label: str, masked: bool) -> str:
+    title = "masked self-attention" if role == "self-attention" and masked else role
     return f"{title}: {label}"
 
 
@@ -85,7 +85,7 @@ def _main_box(col: Column, role: str, text: str, width: float = WIDTH, x: float 
         col.cross_inputs.append(((col.cx if x is None else x) - width / 2, (bottom + top) / 2))
 
 
-def _sublayer(col: Column, role: str, label: str, norms_at: tuple[str, ...], norm: str, masks: list[str]) -> None:
+def _sublayer(col: Column, role: str, label: str, norms_at: tuple[str, ...], norm: str, masked: bool) -> None:
     """One sublayer with its residual connection; its norms where its residual declares them
     (``norms_at``: before the sublayer, after it, after the add)."""
     split = col.y + GAP / 2
@@ -93,7 +93,7 @@ def _sublayer(col: Column, role: str, label: str, norms_at: tuple[str, ...], nor
     col.y = split
     if "before" in norms_at:
         col.box(norm, COLORS["norm"])
-    _main_box(col, role, _title(role, label, masks))
+    _main_box(col, role, _title(role, label, masked))
     if "after" in norms_at:
         col.box(norm, COLORS["norm"])
     col.skip(split, col.add())
@@ -103,7 +103,7 @@ def _sublayer(col: Column, role: str, label: str, norms_at: tuple[str, ...], nor
         col.text(f"(norm {norm}, placement not declared)", 0.4, style="italic")
 
 
-def _parallel(col: Column, group: LayerGroupView, masks: list[str]) -> None:
+def _parallel(col: Column, group: LayerGroupView, masked: bool) -> None:
     """Branches side by side on the same input (one shared norm, or one each), summed with the input."""
     split = col.y + GAP / 2
     col.arrow(col.y, split)
@@ -117,7 +117,7 @@ def _parallel(col: Column, group: LayerGroupView, masks: list[str]) -> None:
         col.y = start
         if not group.shared_norm:
             col.box(norm, COLORS["norm"], width, x=x)
-        _main_box(col, role, _title(role, label, masks), width, x=x)
+        _main_box(col, role, _title(role, label, masked), width, x=x)
         tops.append((x, col.y))
     col.y = max(top for _, top in tops)
     for x, top in tops:
@@ -125,17 +125,17 @@ def _parallel(col: Column, group: LayerGroupView, masks: list[str]) -> None:
     col.skip(split, col.add())
 
 
-def _group(col: Column, group: LayerGroupView, masks: list[str]) -> None:
+def _group(col: Column, group: LayerGroupView, masked: bool) -> None:
     from matplotlib.patches import FancyBboxPatch
 
     start = col.y + GAP
     col.arrow(col.y, start)
     col.y = start
     if group.parallel:
-        _parallel(col, group, masks)
+        _parallel(col, group, masked)
     else:
         for (role, label), (norms_at, norm) in zip(group.sublayers, group.norms):
-            _sublayer(col, role, label, norms_at, norm, masks)
+            _sublayer(col, role, label, norms_at, norm, masked)
     col.y += 0.15
     left = col.cx - WIDTH / 2 - 0.35
     col.ax.add_patch(FancyBboxPatch((left, start), WIDTH + 1.1, col.y - start, fc="#f4f4f4", ec="#888", lw=1.0,
@@ -167,7 +167,7 @@ def draw_stack(col: Column, view: StackView, inputs: str) -> None:
     col.box(view.embedding, COLORS["embedding"])
     _positional(col, view)
     for group in view.groups:
-        _group(col, group, view.masks)
+        _group(col, group, view.hides_future)
     if view.final_norm is not None:
         col.box(f"final {view.final_norm}", COLORS["norm"])
     if view.head is not None:
