@@ -82,7 +82,11 @@ class MultiHeadAttention(nn.Module):
 
     def _heads(self, x: torch.Tensor, n: int) -> torch.Tensor:
         b, t, _ = x.shape
-        return x.view(b, t, n, self.head_dim).transpose(1, 2)  # [b, n, t, hd]
+        return x.view(b, t, n, self.head_dim).transpose(1, 2)  # [b, t, n*hd] -> [b, n, t, hd]
+
+    def _merge(self, y: torch.Tensor) -> torch.Tensor:
+        b, _, t, _ = y.shape
+        return y.transpose(1, 2).reshape(b, t, self.q_size)  # [b, h, t, hd] -> [b, t, h*hd]
 
     def forward(
         self,
@@ -117,8 +121,7 @@ class MultiHeadAttention(nn.Module):
                 k, v = cache.append(k, v)
         dropout = self.dropout if self.training else 0.0
         y, weights = ctx.attend(q, k, v, self.window, self.scale, dropout, need_weights)  # [b, h, t, hd]
-        y = y.transpose(1, 2).reshape(b, t, self.q_size)  # [b, t, h*hd]
-        return self.out(y), weights
+        return self.out(self._merge(y)), weights
 
     def cost(self, ctx: CostContext) -> Cost:
         """Projections (2 FLOPs a weight) and 4 x keys x heads x head_dim for scores and weighted sum;
