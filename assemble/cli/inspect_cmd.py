@@ -95,6 +95,9 @@ def print_table(sample: SampledModel, context: int | None, show_all: bool) -> No
     embed = sum(r.params for r in rows if r.type == "embedding" or r.path.endswith("positional"))
     forward = sum(r.flops * weight(r.path) for r in rows)
     print(f"parameters: {total:,} ({_human(total)}), without embeddings {total - embed:,}")
+    active = total - sum((r.params - r.active_params) * weight(r.path) for r in rows)
+    if active != total:  # sparse blocks (a mixture of experts) declare what one token uses: cost().active_params
+        print(f"active parameters per token: {active:,} ({_human(active)})")
     print(f"FLOPs per token: forward {_human(forward)}, training (x3) {_human(3 * forward)} "
           f"at context {context or spec.model.max_len}")
 

@@ -142,3 +142,12 @@ def test_a_group_may_switch_layer_kind():
                                                       {"repeat": 1}]))
     model = assemble(spec, seed=0)
     assert [type(layer).block_name for layer in model.stack.layers] == ["sequential", "parallel"]
+
+
+def test_export_to_hugging_face_refuses_a_parallel_layer():
+    """No shipped family maps a parallel layer: the export says so instead of writing a sequential one."""
+    from stackform.assemble.interop.convert import find_family
+    from stackform.assemble.interop.files import InteropError
+
+    with pytest.raises(InteropError, match=r"layers\.0\.layer"):
+        find_family(load_spec("gpt2", ["model.layer=parallel"]).model, "gpt2")

@@ -140,3 +140,14 @@ def test_model_losses_sum_by_name(plugins):
     found = protocol.model_losses(model)
     ffns = [layer.ffn for layer in model.stack.layers]
     assert list(found) == ["aux"] and torch.equal(found["aux"], ffns[0]._aux + ffns[1]._aux)
+
+
+def test_inspect_prints_active_parameters_of_sparse_blocks(plugins, tmp_path, capsys):
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(_spec("decoder", attention="mha", ffn="counted")))
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    model = assemble(_spec("decoder", attention="mha", ffn="counted"), device="meta")
+    total = sum(p.numel() for p in model.parameters())
+    ffn = sum(p.numel() for p in model.stack.layers[0].ffn.parameters())
+    assert f"active parameters per token: {total - 2 * (ffn - 5):,}" in out
