@@ -31,6 +31,7 @@ class Row:
     params: int
     flops: int  # forward FLOPs per token
     active_params: int = -1  # parameters one token uses (a mixture of experts: fewer); default all
+    embedding: bool = False  # a table of embeddings (token, position): declared ``no_weight_decay``
 
     def __post_init__(self) -> None:
         if self.active_params < 0:
@@ -99,7 +100,8 @@ def block_rows(model: StackformModel, context: int | None = None) -> list[Row]:
         cost = block_cost(path, module, contexts)
         params = _own_params(module, seen)
         active = params - (cost.params - cost.active_params) if params else 0
-        rows.append(Row(path, f"{kind} {label}" if kind else label, params, int(cost.flops), max(active, 0)))
+        rows.append(Row(path, f"{kind} {label}" if kind else label, params, int(cost.flops), max(active, 0),
+                        bool(getattr(module, "no_weight_decay", False))))
     rest = sum(p.numel() for p in model.parameters() if id(p) not in seen)
     if rest:
         rows.append(Row("(other)", "", rest, 0))

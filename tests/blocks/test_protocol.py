@@ -151,3 +151,13 @@ def test_inspect_prints_active_parameters_of_sparse_blocks(plugins, tmp_path, ca
     total = sum(p.numel() for p in model.parameters())
     ffn = sum(p.numel() for p in model.stack.layers[0].ffn.parameters())
     assert f"active parameters per token: {total - 2 * (ffn - 5):,}" in out
+
+
+def test_inspect_counts_declared_embedding_tables(capsys):
+    """'without embeddings' leaves out the blocks that declare no_weight_decay (token and position tables)."""
+    assert main(["inspect", "gpt-tiny", "model.positional=learned", "model.n_layers=1"]) == 0
+    out = capsys.readouterr().out
+    model = assemble("gpt-tiny", positional="learned", n_layers=1, device="meta")
+    m = model.spec.model
+    total = sum(p.numel() for p in model.parameters())
+    assert f"without embeddings {total - m.vocab_size * m.d_model - m.max_len * m.d_model:,}" in out
