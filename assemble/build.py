@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 from stackform import registry
-from stackform.blocks import Stack, TokenEmbedding, TransformerLayer, init_weights
+from stackform.blocks import LayerParts, Stack, TokenEmbedding, init_weights, stack_final_norm
 from stackform.registry import Dims
 from stackform.specs import BlockSpec, ModelSpec, Spec, load_spec
 
@@ -20,16 +20,57 @@ from .models import DecoderModel, EncoderDecoderModel, EncoderModel, StackformMo
 
 
 def dims_of(model: ModelSpec, side: str, causal: bool) -> Dims:
-    """The Dims every block of one stack receives."""
+    """The Dims every block of one stack receives (``layer`` and ``role`` set per block)."""
     return Dims(
         d_model=model.d_model, n_heads=model.n_heads, head_dim=model.head_dim_value(), max_len=model.max_len,
         n_layers=model.n_layers_of(side), vocab_size=model.vocab_size, dropout=model.dropout, causal=causal,
+        side=side,
     )
 
 
 def build_block(block: BlockSpec, dims: Dims, **inject: Any) -> nn.Module:
-    """Instantiate a registered block: ``cls(dims, params, **injected pieces)``."""
-    return block.entry.cls(dims, block.params, **inject)
+    """Instantiate a registered block: ``cls(dims, params, **injected pieces)``; the block keeps its
+    params and dims as ``block_params`` and ``block_dims`` (``blocks.protocol.describe`` reads them)."""
+    module = block.entry.cls(dims, block.params, **inject)
+    module.block_params, module.block_dims = block.params, dims
+    return module
+
+
+def _default_layer() -> tuple[type, registry.BlockParams]:
+    entry = registry.get("layer", "sequential")  # a spec without ``layer:``, as before layers were a kind
+    return entry.cls, entry.params()
+
+
+def build_layer(layer: Any, dims: Dims, index: int, cross: bool) -> nn.Module:
+    """One layer of the kind ``layer.layer`` names (sequential by default), from its LayerPlan."""
+    at = dims.with_(layer=index)
+
+    def residual(name: str | None) -> nn.Module:
+        spec = layer.residual
+        norm = lambda: build_block(layer.norm, at.with_(role="norm"))  # noqa: E731
+        if name is not None and name != spec.type:
+            entry = registry.get("residual", name)
+            module = entry.cls(at.with_(role="residual"), entry.params(), norm=norm)
+            module.block_params, module.block_dims = entry.params(), at.with_(role="residual")
+            return module
+        return build_block(spec, at.with_(role="residual"), norm=norm)
+
+    cross_attention = None
+    if cross:
+        cross_dims = at.with_(causal=False, role="cross_attention")
+        cross_attention = lambda: build_block(layer.cross_attention or layer.attention, cross_dims, cross=True)  # noqa: E731
+    parts = LayerParts(
+        attention=lambda: build_block(layer.attention, at.with_(role="self_attention")),
+        ffn=lambda: build_block(layer.ffn, at.with_(role="ffn")),
+        norm=lambda: build_block(layer.norm, at.with_(role="norm")),
+        residual=residual, cross_attention=cross_attention,
+    )
+    if layer.layer is not None:
+        return build_block(layer.layer, at.with_(role="layer"), parts=parts)
+    cls, params = _default_layer()
+    module = cls(at.with_(role="layer"), params, parts=parts)
+    module.block_params, module.block_dims = params, at.with_(role="layer")
+    return module
 
 
 def _layer_key(layer: Any) -> str:
@@ -51,38 +92,32 @@ def build_stack(model: ModelSpec, side: str, causal: bool, cross: bool, sample: 
     """
     plan = model.plan(side)
     dims = dims_of(model, side, causal)
-    positional = build_block(plan.positional, dims)
+    positional = build_block(plan.positional, dims.with_(role="positional"))
     if plan.masks is not None:
-        masks = [build_block(m, dims) for m in plan.masks]
+        masks = [build_block(m, dims.with_(role="mask")) for m in plan.masks]
     else:
         default = "causal" if causal else "padding"
-        masks = [registry.get("mask", default).cls(dims, registry.BlockParams())]
-
-    def norm_factory(norm: BlockSpec) -> Callable[[], nn.Module]:
-        return lambda: build_block(norm, dims)
+        masks = [registry.get("mask", default).cls(dims.with_(role="mask"), registry.BlockParams())]
 
     layers, runs, built = [], [], {}
-    plans = plan.layers
+    plans = list(enumerate(plan.layers))
     if sample:
         first = 0
         for layer, repeat in plan.groups:
             index = built.setdefault(_layer_key(layer), len(built))
             if index == len(layers):
-                layers.append(layer)
+                layers.append((first, layer))
             runs.append((index, first, repeat))
             first += repeat
         plans, layers = layers, []
-    for layer in plans:
-        res = lambda: build_block(layer.residual, dims, norm=norm_factory(layer.norm))  # noqa: E731
-        parts = dict(self_attn=build_block(layer.attention, dims), self_res=res(),
-                     ffn=build_block(layer.ffn, dims), ffn_res=res())
-        if cross:
-            cross_dims = dims.with_(causal=False)
-            parts["cross_attn"] = build_block(layer.cross_attention or layer.attention, cross_dims, cross=True)
-            parts["cross_res"] = res()
-        layers.append(TransformerLayer(**parts))
-    wants_final = plan.final_norm if plan.final_norm is not None else getattr(plan.residual.entry.cls, "final_norm", True)
-    final = build_block(plan.norm, dims) if wants_final else None
+    for index, layer in plans:
+        layers.append(build_layer(layer, dims, index, cross))
+    if plan.final_norm is not None:
+        wants_final = plan.final_norm
+    else:
+        kind, params = (plan.layer.entry.cls, plan.layer.params) if plan.layer is not None else _default_layer()
+        wants_final = stack_final_norm(kind, params, plan.residual.entry.cls)
+    final = build_block(plan.norm, dims.with_(role="norm")) if wants_final else None
     stack = Stack(layers, positional, masks, final, n_heads=dims.n_heads)
     if sample:
         stack.layer_runs = runs
@@ -90,14 +125,14 @@ def build_stack(model: ModelSpec, side: str, causal: bool, cross: bool, sample: 
 
 
 def _embedding(model: ModelSpec, side: str) -> TokenEmbedding:
-    dims = dims_of(model, side, causal=False)
+    dims = dims_of(model, side, causal=False).with_(role="embedding")
     token_types = build_block(model.token_type, dims) if model.token_type is not None else None
     norm = build_block(model.embedding_norm, dims) if model.embedding_norm is not None else None
     return TokenEmbedding(model.vocab_size, model.d_model, model.dropout, model.scale_embeddings, token_types, norm)
 
 
 def _head(model: ModelSpec, side: str, embed: TokenEmbedding) -> nn.Module:
-    dims = dims_of(model, side, causal=False)
+    dims = dims_of(model, side, causal=False).with_(role="head")
     return build_block(model.head, dims, tied=embed.weight if model.tie_embeddings else None)
 
 

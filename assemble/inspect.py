@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-import torch.nn.functional as F
 from torch import nn
 
-from stackform.blocks import LMHead, MultiHeadAttention, Stack, TokenEmbedding
+from stackform.blocks import Stack, protocol
 from stackform.registry import StackformError
 
 from .models import StackformModel
@@ -31,6 +30,12 @@ class Row:
     type: str
     params: int
     flops: int  # forward FLOPs per token
+    active_params: int = -1  # parameters one token uses (a mixture of experts: fewer); default all
+    embedding: bool = False  # a table of embeddings (token, position): declared ``no_weight_decay``
+
+    def __post_init__(self) -> None:
+        if self.active_params < 0:
+            self.active_params = self.params
 
 
 def _own_params(module: nn.Module, seen: set[int]) -> int:
@@ -42,41 +47,61 @@ def _own_params(module: nn.Module, seen: set[int]) -> int:
     return total
 
 
-def _matmul_flops(module: nn.Module) -> int:
-    return sum(2 * m.weight.numel() for m in module.modules() if isinstance(m, nn.Linear))
-
-
 def num_parameters(model: StackformModel, weight: Weight = _one) -> int:
     """Parameters counted once (tied weights once), each module ``weight(path)`` times."""
     return sum(p.numel() * weight(name) for name, p in model.named_parameters())
 
 
-def block_rows(model: StackformModel, context: int | None = None) -> list[Row]:
-    """One row per registered block (and embeddings, head), in model order.
+def blocks_of(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(path, block) for every block the protocol counts, in model order: registered blocks and modules
+    with ``describe``/``cost``, descending into containers (layers, residuals) and plain modules."""
+    out: list[tuple[str, nn.Module]] = []
 
-    FLOPs are forward multiply-adds x 2 per token at ``context`` tokens (default max_len);
-    attention adds 4 * context * heads * head_dim for its scores and weighted sum.
+    def walk(module: nn.Module, path: str) -> None:
+        for name, child in module.named_children():
+            where = f"{path}.{name}" if path else name
+            if protocol.is_block(child) and not protocol.is_container(child):
+                out.append((where, child))
+            else:
+                walk(child, where)
+
+    walk(model, "")
+    return out
+
+
+def _contexts(model: StackformModel, context: int) -> dict[str, protocol.CostContext]:
+    """The cost context of every stack's blocks, by path prefix (rope rotation is the stack's)."""
+    spec = model.spec.model
+    base = protocol.CostContext(seq_len=context, kv_len=context, d_model=spec.d_model, n_heads=spec.n_heads)
+    return {f"{name}.": base.with_(rotates=bool(getattr(stack.positional, "rotates", False)))
+            for name, stack in _stacks(model)} | {"": base}
+
+
+def block_cost(path: str, module: nn.Module, contexts: dict[str, protocol.CostContext]) -> protocol.Cost:
+    ctx = next(c for prefix, c in contexts.items() if path.startswith(prefix))
+    dims = getattr(module, "block_dims", None)
+    if dims is not None:
+        ctx = ctx.with_(role=dims.role, layer=dims.layer, side=dims.side)
+    return protocol.cost(module, ctx)
+
+
+def block_rows(model: StackformModel, context: int | None = None) -> list[Row]:
+    """One row per block (``blocks_of``), in model order: its kind and ``describe()``, its parameters
+    (tied weights once) and ``cost()``'s forward FLOPs per token at ``context`` tokens (default max_len).
     On a sampled model (``size.sample_model``) a row of a layer stands for every layer it repeats.
     """
-    spec = model.spec.model
-    context = context or spec.max_len
+    context = context or model.spec.model.max_len
+    contexts = _contexts(model, context)
     seen: set[int] = set()
     rows: list[Row] = []
-    for path, module in model.named_modules():
-        name = getattr(module, "block_name", None)
+    for path, module in blocks_of(model):
         kind = getattr(module, "block_kind", None)
-        if isinstance(module, TokenEmbedding):
-            rows.append(Row(path, "embedding", _own_params(module, seen), 0))
-        elif isinstance(module, LMHead):
-            params = _own_params(module, seen)
-            rows.append(Row(path, "lm_head (tied)" if module.tied else "lm_head", params,
-                            2 * module.weight.shape[0] * module.weight.shape[1] + _matmul_flops(module)))
-        elif name is not None and kind != "residual":
-            flops = _matmul_flops(module)
-            if isinstance(module, MultiHeadAttention):
-                window = min(module.window or context, context)
-                flops += 4 * window * module.n_heads * module.head_dim
-            rows.append(Row(path, f"{kind} {name}", _own_params(module, seen), flops))
+        label = protocol.describe(module)
+        cost = block_cost(path, module, contexts)
+        params = _own_params(module, seen)
+        active = params - (cost.params - cost.active_params) if params else 0
+        rows.append(Row(path, f"{kind} {label}" if kind else label, params, int(cost.flops), max(active, 0),
+                        bool(getattr(module, "no_weight_decay", False))))
     rest = sum(p.numel() for p in model.parameters() if id(p) not in seen)
     if rest:
         rows.append(Row("(other)", "", rest, 0))
@@ -86,27 +111,6 @@ def block_rows(model: StackformModel, context: int | None = None) -> list[Row]:
 PRECISION_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 
 
-def _norm_elements(module: nn.Module, d_model: int) -> int:
-    """LayerNorm keeps its input; RMSNorm (decomposed) its input and the normalized value."""
-    if isinstance(module, nn.LayerNorm):
-        return d_model
-    if isinstance(module, nn.RMSNorm) or getattr(module, "block_kind", None) == "norm":
-        return 2 * d_model  # a per-head q/k norm covers about d_model elements per token too
-    return 0
-
-
-def _ffn_extra(ffn: nn.Module) -> int:
-    """Elements per token an FFN saves beyond its linears' inputs: the pre-activation (GELU, SiLU;
-    ReLU keeps only its output, the next linear's input), and for gated FFNs the gate."""
-    linears = [m for m in ffn.modules() if isinstance(m, nn.Linear)]
-    if len(linears) < 2:
-        return 0
-    first, last = linears[0], linears[-1]
-    if first.out_features == 2 * last.in_features:  # gated: [gate | up] and the activated gate
-        return first.out_features + last.in_features
-    return 0 if getattr(ffn, "act", None) is F.relu else first.out_features
-
-
 def _stacks(model: StackformModel) -> list[tuple[str, Stack]]:
     return [(name, module) for name, module in model.named_modules() if isinstance(module, Stack)]
 
@@ -114,38 +118,28 @@ def _stacks(model: StackformModel) -> list[tuple[str, Stack]]:
 def activation_elements(model: StackformModel, weight: Weight = _one) -> tuple[int, int]:
     """(activation elements saved for backward per token, dropout-mask bytes per token).
 
-    Counted per module: every Linear keeps its input (in_features), a LayerNorm its input
-    (d_model), an RMSNorm also the normalized value (2 d_model), every attention its q, k, v,
-    output and one softmax statistic per head (the fused SDPA kernels; the explicit path
-    would add heads x keys), rotary stacks the rotated q and k, a decoder with
-    cross-attention the encoder output once, every FFN its pre-activation (and gate);
-    an active dropout keeps a 1-byte mask of d_model per token. Each module counts
-    ``weight(path)`` times (the layers a sampled model's layer stands for).
+    Each block says what it keeps (``cost().activations``: a Linear its input, a LayerNorm its input,
+    an RMSNorm also the normalized value, an attention its q, k, v, output and one softmax statistic
+    per head (the fused SDPA kernels), rotated q and k under rope, an FFN its pre-activation (and
+    gate)); a decoder with cross-attention keeps the encoder output once; an active dropout keeps a
+    1-byte mask of d_model per token. Each block counts ``weight(path)`` times (the layers a sampled
+    model's layer stands for).
     """
     d = model.spec.model.d_model
-    elements, masks = 0, 0
-    for path, module in model.named_modules():
-        n = weight(path)
-        if isinstance(module, nn.Linear):
-            elements += n * module.in_features
-        elif isinstance(module, MultiHeadAttention):
-            elements += n * (2 * module.q_size + 2 * module.kv_size + module.n_heads)
-            if module.cross:
-                elements -= n * module.kv.in_features  # the encoder output: one tensor, counted once below
-        elif getattr(module, "block_kind", None) == "ffn":
-            elements += n * _ffn_extra(module)
-        elif isinstance(module, nn.Dropout) and module.p > 0:
-            masks += n * d
-        else:
-            elements += n * _norm_elements(module, d)
-    for name, stack in _stacks(model):
-        layers = list(stack.layers)
-        if stack.positional.rotates:
-            elements += sum(weight(f"{name}.layers.{i}") * (layer.self_attn.q_size + layer.self_attn.kv_size)
-                            for i, layer in enumerate(layers))
-        if any(layer.cross_attn is not None for layer in layers):
+    contexts = _contexts(model, model.spec.model.max_len)
+    elements = sum(weight(path) * block_cost(path, module, contexts).activations for path, module in blocks_of(model))
+    masks = sum(weight(path) * d for path, module in model.named_modules()
+                if isinstance(module, nn.Dropout) and module.p > 0)
+    for _, stack in _stacks(model):
+        roles = {sub.role for layer in stack.layers for sub in _sublayers(layer)}
+        if "cross_attention" in roles:
             elements += d
-    return elements, masks
+    return int(elements), masks
+
+
+def _sublayers(layer: nn.Module) -> list:
+    own = getattr(layer, "sublayers", None)
+    return list(own()) if callable(own) else []
 
 
 def training_memory(model: StackformModel, batch: int, seq: int, precision: str = "fp32",

@@ -97,7 +97,8 @@ class SampledModel:
 
 MANY_LAYERS = 256  # above this many layers, their count is what a message names (GPT-3 has 96)
 _SUBLAYER_KEYS = {"self_attn": "model.attention", "cross_attn": "model.cross_attention", "ffn": "model.ffn",
-                  "self_res": "model.norm", "cross_res": "model.norm", "ffn_res": "model.norm"}
+                  "self_res": "model.norm", "cross_res": "model.norm", "ffn_res": "model.norm", "norm": "model.norm",
+                  "attn_norm": "model.norm", "cross_norm": "model.norm", "ffn_norm": "model.norm"}
 
 
 def sample_model(spec: Spec, where: str) -> SampledModel:

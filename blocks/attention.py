@@ -17,6 +17,7 @@ from torch import nn
 from stackform.registry import BlockParams, Dims, register
 
 from .context import AttentionContext
+from .protocol import Cost, CostContext, linear_cost
 
 
 class LayerCache:
@@ -81,7 +82,11 @@ class MultiHeadAttention(nn.Module):
 
     def _heads(self, x: torch.Tensor, n: int) -> torch.Tensor:
         b, t, _ = x.shape
-        return x.view(b, t, n, self.head_dim).transpose(1, 2)  # [b, n, t, hd]
+        return x.view(b, t, n, self.head_dim).transpose(1, 2)  # [b, t, n*hd] -> [b, n, t, hd]
+
+    def _merge(self, y: torch.Tensor) -> torch.Tensor:
+        b, _, t, _ = y.shape
+        return y.transpose(1, 2).reshape(b, t, self.q_size)  # [b, h, t, hd] -> [b, t, h*hd]
 
     def forward(
         self,
@@ -116,8 +121,22 @@ class MultiHeadAttention(nn.Module):
                 k, v = cache.append(k, v)
         dropout = self.dropout if self.training else 0.0
         y, weights = ctx.attend(q, k, v, self.window, self.scale, dropout, need_weights)  # [b, h, t, hd]
-        y = y.transpose(1, 2).reshape(b, t, self.q_size)  # [b, t, h*hd]
-        return self.out(y), weights
+        return self.out(self._merge(y)), weights
+
+    def cost(self, ctx: CostContext) -> Cost:
+        """Projections (2 FLOPs a weight) and 4 x keys x heads x head_dim for scores and weighted sum;
+        kept for backward: the projections' inputs, q, k, v, the output, a softmax statistic per head,
+        the rotated q and k under rope; the q/k norms about d_model each."""
+        keys = min(self.window or ctx.kv_len, ctx.kv_len)
+        base = linear_cost(self)
+        flops = sum(2 * m.weight.numel() for m in self.modules() if isinstance(m, nn.Linear))
+        acts = sum(m.in_features for m in self.modules() if isinstance(m, nn.Linear))
+        acts += 2 * self.q_size + 2 * self.kv_size + self.n_heads + (4 * ctx.d_model if self.q_norm is not None else 0)
+        if self.cross:
+            acts -= self.kv.in_features  # the encoder output: one tensor for all layers (the stack counts it)
+        elif ctx.rotates:
+            acts += self.q_size + self.kv_size
+        return Cost(flops + 4 * keys * self.n_heads * self.head_dim, acts, base.params)
 
 
 @register("attention", "gqa")

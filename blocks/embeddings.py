@@ -13,6 +13,7 @@ from torch import nn
 from stackform.registry import BlockParams, Dims, register
 
 from .positional import Positional
+from .protocol import Cost, CostContext, cost, describe, linear_cost
 
 
 @register("token_type", "learned")
@@ -39,6 +40,8 @@ class TokenEmbedding(nn.Module):
     the spec has them), plus positions, then the embedding norm (when set), then dropout.
     """
 
+    no_weight_decay = True  # its own parameter is the token table
+
     def __init__(self, vocab_size: int, d_model: int, dropout: float = 0.0, scale: bool = False,
                  token_types: nn.Module | None = None, norm: nn.Module | None = None):
         super().__init__()
@@ -60,3 +63,20 @@ class TokenEmbedding(nn.Module):
         if self.norm is not None:
             x = self.norm(x)
         return self.dropout(x) if self.dropout.p else x
+
+    def describe(self) -> str:
+        parts = [f"token embedding {self.weight.shape[0]} x {self.weight.shape[1]}"]
+        if self.scale != 1.0:
+            parts.append("x sqrt(d_model)")
+        if self.token_types is not None:
+            parts.append("+ token types")
+        if self.norm is not None:
+            parts.append(f"then {describe(self.norm)}")
+        return " ".join(parts)
+
+    def cost(self, ctx: CostContext) -> Cost:
+        """A lookup (no FLOPs counted); the embedding norm keeps what a norm keeps."""
+        out = linear_cost(self)
+        if self.norm is not None:
+            out.activations = cost(self.norm, ctx).activations
+        return out

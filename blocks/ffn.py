@@ -11,6 +11,8 @@ from torch import nn
 
 from stackform.registry import BlockParams, Dims, register
 
+from .protocol import Cost, CostContext, linear_cost
+
 ACTIVATIONS = {
     "relu": F.relu,
     "gelu": F.gelu,
@@ -46,9 +48,19 @@ class MLP(nn.Module):
         self.down = nn.Linear(hidden, dims.d_model, bias=params.bias)
         self.down.residual_out = True  # scaled init (GPT-2)
         self.act = ACTIVATIONS[params.activation]
+        self.activation, self.hidden = params.activation, hidden
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.down(self.act(self.up(x)))
+
+    def describe(self) -> str:
+        return f"{self.block_name} {self.activation}, hidden {self.hidden}"
+
+    def cost(self, ctx: CostContext) -> Cost:
+        """The linears, and the pre-activation kept for backward (ReLU keeps only its output)."""
+        out = linear_cost(self)
+        out.activations += 0 if self.act is F.relu else self.hidden
+        return out
 
 
 class GatedMLP(nn.Module):
@@ -70,11 +82,21 @@ class GatedMLP(nn.Module):
         self.gate_up = nn.Linear(dims.d_model, 2 * hidden, bias=params.bias)  # [gate | up]
         self.down = nn.Linear(hidden, dims.d_model, bias=params.bias)
         self.down.residual_out = True
-        self.act = ACTIVATIONS[params.activation or self.activation]
+        self.activation = params.activation or self.activation
+        self.act = ACTIVATIONS[self.activation]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate, up = self.gate_up(x).chunk(2, dim=-1)  # [b, t, hidden] each
         return self.down(self.act(gate) * up)
+
+    def describe(self) -> str:
+        return f"{self.block_name} {self.activation}, hidden {self.hidden}"
+
+    def cost(self, ctx: CostContext) -> Cost:
+        """The linears, and the gate's pre-activation and activated gate kept for backward."""
+        out = linear_cost(self)
+        out.activations += 3 * self.hidden  # [gate | up] (2h) and act(gate) (h)
+        return out
 
 
 @register("ffn", "swiglu")

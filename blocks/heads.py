@@ -13,6 +13,7 @@ from torch import nn
 from stackform.registry import BlockParams, Dims, register
 
 from .ffn import ACTIVATIONS, Activation
+from .protocol import Cost, CostContext, linear_cost, params_label
 
 
 class LMHead(nn.Module):
@@ -32,6 +33,16 @@ class LMHead(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return nn.functional.linear(self.features(h), self.weight, self.bias)  # [b, t, vocab]
+
+    def describe(self) -> str:
+        return params_label(getattr(self, "block_name", "lm_head"), getattr(self, "block_params", None)) + \
+            (" (tied)" if self.tied else "")
+
+    def cost(self, ctx: CostContext) -> Cost:
+        """The vocabulary projection (2 x vocab x d_model) and whatever transform comes first."""
+        out = linear_cost(self)
+        out.flops += 2 * self.weight.numel()
+        return out
 
 
 @register("head", "linear")

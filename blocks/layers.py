@@ -1,5 +1,5 @@
-"""A Transformer layer (self-attention, optional cross-attention, FFN, each wrapped by a
-residual block) and a stack of them with its positional module, masks and final norm.
+"""A stack of layers (any registered layer kind, ``blocks/layer_kinds.py``) with its positional
+module, masks and final norm.
 """
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .attention import LayerCache
 from .context import AttentionContext
 from .masks import Mask
 from .positional import Positional
@@ -24,57 +23,10 @@ def document_positions(documents: torch.Tensor) -> torch.Tensor:
     return index - first
 
 
-class TransformerLayer(nn.Module):
-    """x -> res(x, self_attn) -> [res(x, cross_attn(memory))] -> res(x, ffn)."""
-
-    def __init__(
-        self,
-        self_attn: nn.Module,
-        self_res: nn.Module,
-        ffn: nn.Module,
-        ffn_res: nn.Module,
-        cross_attn: nn.Module | None = None,
-        cross_res: nn.Module | None = None,
-    ):
-        super().__init__()
-        self.self_attn, self.self_res = self_attn, self_res
-        self.cross_attn, self.cross_res = cross_attn, cross_res
-        self.ffn, self.ffn_res = ffn, ffn_res
-
-    def forward(
-        self,
-        x: torch.Tensor,
-        ctx: AttentionContext,
-        memory: torch.Tensor | None = None,
-        memory_ctx: AttentionContext | None = None,
-        cache: tuple[LayerCache, LayerCache] | None = None,
-        weights: list | None = None,
-    ) -> torch.Tensor:
-        need = weights is not None
-
-        def self_block(h: torch.Tensor) -> torch.Tensor:
-            y, w = self.self_attn(h, ctx, cache=cache[0] if cache else None, need_weights=need)
-            if need:
-                weights.append(("self", w))
-            return y
-
-        x = self.self_res(x, self_block)
-        if self.cross_attn is not None:
-            def cross_block(h: torch.Tensor) -> torch.Tensor:
-                y, w = self.cross_attn(h, memory_ctx, memory=memory, cache=cache[1] if cache else None,
-                                       need_weights=need)
-                if need:
-                    weights.append(("cross", w))
-                return y
-
-            x = self.cross_res(x, cross_block)
-        return self.ffn_res(x, self.ffn)
-
-
 class Stack(nn.Module):
     """Layers sharing one positional module and one set of masks, then an optional final norm."""
 
-    def __init__(self, layers: list[TransformerLayer], positional: Positional, masks: list[Mask],
+    def __init__(self, layers: list[nn.Module], positional: Positional, masks: list[Mask],
                  final_norm: nn.Module | None, n_heads: int | None = None):
         super().__init__()
         self.n_heads = n_heads

@@ -33,6 +33,8 @@ class Positional(nn.Module):
     """Base class: every hook does nothing."""
 
     rotates = False  # rotate() is not the identity
+    adds_to_embeddings = False  # embed() adds to the token embeddings (sinusoidal, learned)
+    no_weight_decay = True  # its own parameters are position tables (AdamW skips them)
     biases = False  # score_mod() (or the older score_bias()) modifies attention scores
     # score_mod's result depends on positions only through kv_pos - q_pos: a chunk's bias is a shifted
     # slice of one reference block (built once per forward), not computed anew per chunk
@@ -98,6 +100,8 @@ def sinusoid_table(max_len: int, dim: int, base: float = 10000.0, layout: str = 
 class Sinusoidal(Positional):
     """Fixed sin/cos table added to the embeddings (Vaswani et al. 2017, section 3.5)."""
 
+    adds_to_embeddings = True
+
     float32_tables = ("table",)
 
     class Params(BlockParams):
@@ -121,6 +125,8 @@ class Learned(Positional):
 
     ``offset``: the table has max_len + offset rows and position p reads row p + offset (OPT: 2;
     RoBERTa: pad_id + 1); the first ``offset`` rows are kept, unread, so that a file's table round-trips."""
+
+    adds_to_embeddings = True
 
     class Params(BlockParams):
         offset: int = Field(0, ge=0, le=1_000_000, description="position p reads row p + offset (OPT: 2)")

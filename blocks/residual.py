@@ -15,7 +15,14 @@ NormFactory = Callable[[], nn.Module]
 
 
 class _Residual(nn.Module):
-    """Shared part: residual dropout on the sublayer's output (skipped outright when p is 0)."""
+    """Shared part: residual dropout on the sublayer's output (skipped outright when p is 0).
+
+    Declared for the rest of stackform: ``final_norm`` (a stack of these ends with a norm),
+    ``norms_at`` (where its norms sit: "before" the sublayer, "after" it, "after_add" on the
+    stream), ``container`` (its cost is its norms')."""
+
+    container = True
+    norms_at: tuple[str, ...] = ()
 
     def __init__(self, dims: Dims):
         super().__init__()
@@ -30,6 +37,7 @@ class PreNorm(_Residual):
     """x + dropout(f(norm(x))); the stack ends with a final norm (GPT-2, LLaMA)."""
 
     final_norm = True
+    norms_at = ("before",)
     Params = BlockParams
 
     def __init__(self, dims: Dims, params: BlockParams, norm: NormFactory):
@@ -45,6 +53,7 @@ class PostNorm(_Residual):
     """norm(x + dropout(f(x))): the original Transformer's Add & Norm."""
 
     final_norm = False
+    norms_at = ("after_add",)
     Params = BlockParams
 
     def __init__(self, dims: Dims, params: BlockParams, norm: NormFactory):
@@ -60,6 +69,7 @@ class SandwichNorm(_Residual):
     """x + dropout(norm_out(f(norm_in(x)))): norms on both sides of the sublayer (CogView, Gemma 2)."""
 
     final_norm = True
+    norms_at = ("before", "after")
     Params = BlockParams
 
     def __init__(self, dims: Dims, params: BlockParams, norm: NormFactory):

@@ -22,7 +22,7 @@ from .errors import RegistryError
 
 T = TypeVar("T")
 
-KINDS: list[str] = ["attention", "positional", "norm", "residual", "ffn", "mask", "head", "token_type"]
+KINDS: list[str] = ["attention", "positional", "norm", "residual", "ffn", "mask", "head", "token_type", "layer"]
 ENTRY_POINT_GROUP = "stackform.blocks"
 # Imported (by name, never at import time of this module) before the first lookup.
 BUILTIN_MODULES: tuple[str, ...] = ("stackform.blocks",)

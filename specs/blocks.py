@@ -59,16 +59,14 @@ def _kind_class(kind: str) -> type[BlockSpec]:
     return type(name, (BlockSpec,), {"kind": kind, "__doc__": f"A registered {kind} block."})
 
 
-AttentionBlock = Annotated[_kind_class("attention"), BeforeValidator(_as_block)]
-PositionalBlock = Annotated[_kind_class("positional"), BeforeValidator(_as_block)]
-NormBlock = Annotated[_kind_class("norm"), BeforeValidator(_as_block)]
-ResidualBlock = Annotated[_kind_class("residual"), BeforeValidator(_as_block)]
-FfnBlock = Annotated[_kind_class("ffn"), BeforeValidator(_as_block)]
-MaskBlock = Annotated[_kind_class("mask"), BeforeValidator(_as_block)]
-HeadBlock = Annotated[_kind_class("head"), BeforeValidator(_as_block)]
-TokenTypeBlock = Annotated[_kind_class("token_type"), BeforeValidator(_as_block)]
-
-
 def block_class(kind: str) -> Any:
-    """An annotated BlockSpec type for a kind added later (``add_kind``)."""
+    """The annotated BlockSpec type of a kind (``{type: NAME, ...}`` or ``NAME``), also for one added
+    later (``add_kind``)."""
     return Annotated[_kind_class(kind), BeforeValidator(_as_block)]
+
+
+# One type per kind of the registry's one list (registry.KINDS); the names below are conveniences.
+BLOCK_TYPES: dict[str, Any] = {kind: block_class(kind) for kind in registry.KINDS}
+AttentionBlock, PositionalBlock, NormBlock, ResidualBlock, FfnBlock, MaskBlock, HeadBlock, TokenTypeBlock, LayerBlock = (
+    BLOCK_TYPES[kind] for kind in ("attention", "positional", "norm", "residual", "ffn", "mask", "head", "token_type",
+                                   "layer"))

@@ -192,6 +192,35 @@ def _cross_attention_windows(spec: Spec, src: Source) -> list[Issue]:
     return issues
 
 
+def _layer_residuals(spec: Spec, src: Source) -> list[Issue]:
+    """A layer kind without residual placements (``uses_residual = False``: parallel) refuses a
+    ``residual`` written for the same layers: the spec would say two different things."""
+    model = spec.model
+    issues: list[Issue] = []
+    default = type(model).model_fields["residual"].get_default(call_default_factory=True)["type"]
+    # the default placement, written out (a stored spec always has it), says nothing a parallel layer contradicts
+    explicit = ("model", "residual") if model.residual.type != default else None
+    for side in model.sides:
+        own = model.side(side) if model.kind == "encoder_decoder" else None
+        prefix = ("model", side) if own is not None and getattr(model, side) is not None else None
+        side_layer = (prefix + ("layer",), own.layer) if own is not None and own.layer is not None else None
+        side_res = prefix + ("residual",) if own is not None and own.residual is not None else None
+        groups = own.layers if own is not None and own.layers is not None else model.layers
+        gpath = (prefix + ("layers",)) if own is not None and own.layers is not None else ("model", "layers")
+        for i, group in enumerate(groups or [None]):
+            layer = ((gpath + (i, "layer"), group.layer) if group is not None and group.layer is not None
+                     else side_layer or (("model", "layer"), model.layer))
+            res = gpath + (i, "residual") if group is not None and group.residual is not None else side_res or explicit
+            if layer[1] is None or res is None or getattr(layer[1].entry.cls, "uses_residual", True):
+                continue
+            where = ".".join(map(str, layer[0]))
+            issue = _issue(src, res, f"layer '{layer[1].type}' ({where}) has no residual placement: its norms are "
+                                     "its own; remove this residual or use layer: {type: sequential, residual: ...}")
+            if issue not in issues:
+                issues.append(issue)
+    return issues
+
+
 def _check_block(block: BlockSpec, model: Any, side: str, path: tuple) -> str | None:
     """The block's own ``check`` with the dims of the stack (side) it is built into."""
     try:
@@ -237,7 +266,7 @@ def validate_source(src: Source) -> Spec:
         raise SpecError(sorted(issues, key=lambda i: (i.file, i.line, i.col))) from None
     issues = _resolve_blocks(spec, src)
     if not issues:
-        issues = _decoder_masks(spec, src) + _cross_attention_windows(spec, src)
+        issues = _decoder_masks(spec, src) + _cross_attention_windows(spec, src) + _layer_residuals(spec, src)
     if issues:
         raise SpecError(issues)
     return spec

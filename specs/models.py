@@ -8,7 +8,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .blocks import (
-    AttentionBlock, BlockSpec, FfnBlock, HeadBlock, MaskBlock, NormBlock, PositionalBlock, ResidualBlock, TokenTypeBlock,
+    AttentionBlock, BlockSpec, FfnBlock, HeadBlock, LayerBlock, MaskBlock, NormBlock, PositionalBlock, ResidualBlock,
+    TokenTypeBlock,
 )
 from .train import TASK_FOR_KIND, BuiltinData, TrainSpec
 
@@ -46,6 +47,7 @@ class LayerGroup(_Strict):
     ffn: FfnBlock | None = None
     norm: NormBlock | None = None
     residual: ResidualBlock | None = None
+    layer: LayerBlock | None = None
 
 
 class SideSpec(_Strict):
@@ -58,6 +60,7 @@ class SideSpec(_Strict):
     ffn: FfnBlock | None = None
     norm: NormBlock | None = None
     residual: ResidualBlock | None = None
+    layer: LayerBlock | None = None
     mask: list[MaskBlock] | None = None
     layers: list[LayerGroup] | None = None
 
@@ -75,6 +78,8 @@ class ModelSpec(_Strict):
     dropout: float = Field(0.0, ge=0, lt=1)
     positional: PositionalBlock = Field(default_factory=lambda: {"type": "learned"})
     residual: ResidualBlock = Field(default_factory=lambda: {"type": "pre"})
+    layer: LayerBlock | None = Field(None, description="how a layer combines its sublayers: sequential (default; "
+                                                       "each wrapped by the residual) | parallel | ...")
     norm: NormBlock = Field(default_factory=lambda: {"type": "layernorm"})
     attention: AttentionBlock = Field(default_factory=lambda: {"type": "mha"})
     cross_attention: AttentionBlock | None = Field(None, description="default: mha with the attention's bias")
@@ -86,7 +91,7 @@ class ModelSpec(_Strict):
     token_type: TokenTypeBlock | None = Field(None, description="token-type (segment) embeddings (BERT)")
     embedding_norm: NormBlock | None = Field(None, description="a norm after the embeddings, before dropout (BERT)")
     head: HeadBlock = Field(default_factory=lambda: {"type": "linear"}, description="the output head (linear | mlm)")
-    final_norm: bool | None = Field(None, description="norm after the stack; default: what the residual asks for")
+    final_norm: bool | None = Field(None, description="norm after the stack; default: what the layer asks for (sequential: its residual)")
     init: Literal["normal", "xavier"] = "normal"
     init_std: float = Field(0.02, gt=0)
     pad_id: TokenId | None = None
@@ -153,6 +158,7 @@ class ModelSpec(_Strict):
             "ffn": own.ffn or self.ffn,
             "norm": own.norm or self.norm,
             "residual": own.residual or self.residual,
+            "layer": own.layer or self.layer,
         }
         groups = (own.layers if own.layers is not None else self.layers) or [LayerGroup(repeat=self.n_layers_of(side))]
         layers, runs = [], []
@@ -170,6 +176,7 @@ class ModelSpec(_Strict):
             final_norm=self.final_norm,
             norm=base["norm"],
             residual=base["residual"],
+            layer=base["layer"],
         )
 
 
@@ -180,6 +187,7 @@ class LayerPlan:
     ffn: BlockSpec
     norm: BlockSpec
     residual: BlockSpec
+    layer: BlockSpec | None = None  # None: sequential
 
 
 @dataclass(frozen=True)
@@ -191,6 +199,7 @@ class StackPlan:
     final_norm: bool | None
     norm: BlockSpec
     residual: BlockSpec
+    layer: BlockSpec | None = None  # None: sequential
     groups: list[tuple[LayerPlan, int]] = ()  # (layer, repeat) runs of consecutive equal layers
 
 

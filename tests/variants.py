@@ -25,7 +25,8 @@ def _block(entry: registry.Entry) -> dict:
 
 
 # Which spec field each kind fills, and in which model kinds a block of that kind makes sense.
-FIELD = {"attention": "attention", "positional": "positional", "norm": "norm", "residual": "residual", "ffn": "ffn"}
+FIELD = {"attention": "attention", "positional": "positional", "norm": "norm", "residual": "residual", "ffn": "ffn",
+         "layer": "layer"}
 ALL_KINDS = ("encoder", "decoder", "encoder_decoder")
 
 

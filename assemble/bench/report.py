@@ -11,12 +11,25 @@ from .harness import Contestant
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12}  # dense bf16 FLOP/s, SXM
 
 
+def _positional_params(spec: Spec) -> int:
+    """The parameters of the positional block (a learned table: max_len x d_model), built on meta."""
+    import torch
+
+    from ..build import build_block, dims_of
+
+    m = spec.model
+    with torch.device("meta"):
+        block = build_block(m.positional, dims_of(m, m.sides[-1], causal=False))
+    return sum(p.numel() for p in block.parameters())
+
+
 def flops_per_token(spec: Spec, params: int, seq: int) -> float:
     """6N + 12 * L * d * T with N the non-embedding parameters (Kaplan et al.; the convention of
-    the issue's figures: 392K tokens/s = 24.8% MFU for GPT-2 small on an H200)."""
+    the issue's figures: 392K tokens/s = 24.8% MFU for GPT-2 small on an H200); the positional
+    block's parameters count as embeddings."""
     m = spec.model
     embeddings = m.vocab_size * m.d_model * (1 if m.tie_embeddings else 2)
-    embeddings += m.max_len * m.d_model if m.positional.type == "learned" else 0
+    embeddings += _positional_params(spec)
     return 6 * (params - embeddings) + 12 * (m.n_layers or 0) * m.d_model * seq
 
 

@@ -68,7 +68,8 @@ def _every_row(sample: SampledModel, row: Row):
             for built, first, repeat in runs:
                 if built == int(index):
                     for layer in range(first, first + repeat):
-                        yield Row(f"{prefix}{layer}" + (f".{rest}" if rest else ""), row.type, row.params, row.flops)
+                        yield Row(f"{prefix}{layer}" + (f".{rest}" if rest else ""), row.type, row.params, row.flops,
+                                  row.active_params, row.embedding)
             return
     yield row
 
@@ -79,22 +80,25 @@ def print_table(sample: SampledModel, context: int | None, show_all: bool) -> No
     spec = model.spec
     print(printable(f"{spec.name}: {spec.model.kind}, d_model {spec.model.d_model}, {spec.model.n_heads} heads, "
           f"vocab {spec.model.vocab_size}, max_len {spec.model.max_len}"))
-    print(f"{'block':<44} {'type':<22} {'params':>10} {'FLOPs/token':>12}")
+    print(f"{'block':<44} {'type':<30} {'params':>10} {'FLOPs/token':>12}")
     shown = 0
     for row in rows:
         layer = row.path.split(".layers.")
         if not show_all and len(layer) > 1 and not layer[1].startswith("0."):
             continue  # layers repeat: show layer 0, count all
         for each in (_every_row(sample, row) if show_all else [row]):
-            print(printable(f"{each.path:<44} {each.type:<22} {_human(each.params):>10} {_human(each.flops):>12}"))
+            print(printable(f"{each.path:<44} {each.type:<30} {_human(each.params):>10} {_human(each.flops):>12}"))
             shown += 1
     n_rows = sum(weight(r.path) for r in rows)
     if not show_all and shown < n_rows:
         print(f"({n_rows - shown} more blocks in layers 1.. not shown; --all lists them)")
     total = num_parameters(model, weight)
-    embed = sum(r.params for r in rows if r.type == "embedding" or r.path.endswith("positional"))
+    embed = sum(r.params for r in rows if r.embedding)
     forward = sum(r.flops * weight(r.path) for r in rows)
     print(f"parameters: {total:,} ({_human(total)}), without embeddings {total - embed:,}")
+    active = total - sum((r.params - r.active_params) * weight(r.path) for r in rows)
+    if active != total:  # sparse blocks (a mixture of experts) declare what one token uses: cost().active_params
+        print(f"active parameters per token: {active:,} ({_human(active)})")
     print(f"FLOPs per token: forward {_human(forward)}, training (x3) {_human(3 * forward)} "
           f"at context {context or spec.model.max_len}")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from stackform import registry
 from stackform.specs import ModelSpec
 
 from .files import InteropError
@@ -158,12 +159,21 @@ def _block(block: Any, dims: dict[str, int]) -> dict[str, Any]:
     return data
 
 
+def _final_norm(plan: Any) -> bool:
+    """Whether the stack ends with a norm by default: what its layer kind asks for."""
+    from stackform.blocks import stack_final_norm
+
+    layer = plan.layer.entry if plan.layer is not None else registry.get("layer", "sequential")
+    params = plan.layer.params if plan.layer is not None else layer.params()
+    return stack_final_norm(layer.cls, params, plan.residual.entry.cls)
+
+
 def canonical(model: ModelSpec) -> dict[str, Any]:
     """The architecture of a spec with defaults and per-layer overrides resolved (for comparing).
 
     Initialization and the MLM mask id (a tokenizer matter, not in config.json) are left out."""
     data = model.model_dump(mode="json")
-    for key in ("positional", "residual", "norm", "attention", "cross_attention", "ffn", "mask", "layers",
+    for key in ("positional", "residual", "layer", "norm", "attention", "cross_attention", "ffn", "mask", "layers",
                 "n_layers", "encoder", "decoder", "init", "init_std", "head_dim", "mask_id"):
         data.pop(key, None)
     data["head_dim"] = model.head_dim_value()
@@ -171,7 +181,7 @@ def canonical(model: ModelSpec) -> dict[str, Any]:
     for side in model.sides:
         plan = model.plan(side)
         causal = side == "decoder"
-        final = plan.final_norm if plan.final_norm is not None else getattr(plan.residual.entry.cls, "final_norm", True)
+        final = plan.final_norm if plan.final_norm is not None else _final_norm(plan)
         masks = plan.masks if plan.masks is not None else None
         data[side] = {
             "positional": plan.positional.model_dump(),
@@ -183,6 +193,7 @@ def canonical(model: ModelSpec) -> dict[str, Any]:
                 if model.kind == "encoder_decoder" and causal else None,
                 "ffn": _block(layer.ffn, dims), "norm": _block(layer.norm, dims),
                 "residual": _block(layer.residual, dims),
+                "layer": layer.layer.model_dump() if layer.layer is not None else None,  # None: sequential
             } for layer in plan.layers],
         }
     return data

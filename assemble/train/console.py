@@ -137,7 +137,8 @@ def fmt_ppl(value: float, decimals: int = 2) -> str:
     return f"{value:.3e}" if value >= 1e6 else f"{value:.{decimals}f}"
 
 
-def fmt_metrics(metrics: dict[str, float]) -> str:
+def fmt_metrics(metrics: dict[str, float], extra: tuple[str, ...] = ()) -> str:
+    """The known metrics, then the ``extra`` ones (blocks' auxiliary losses) as ``name value``."""
     parts = []
     for key, value in metrics.items():
         if key == "exact_match":
@@ -148,6 +149,7 @@ def fmt_metrics(metrics: dict[str, float]) -> str:
             parts.append(f"lr {value:.2e}")
         elif key in ("loss", "bpb", "ppl", "unigram_loss", "grad_norm"):
             parts.append(f"{key.replace('_', ' ')} {value:.3f}" if key != "ppl" else f"ppl {fmt_ppl(value)}")
+    parts += [f"{key} {metrics[key]:.4g}" for key in extra if key in metrics]
     return "  ".join(parts)
 
 
@@ -163,15 +165,16 @@ class Console:
 
             self.bar = tqdm(total=total, initial=initial, file=self.stream, unit="step", dynamic_ncols=True)
         self.total = total
+        self.extra: tuple[str, ...] = ()  # auxiliary losses shown after the known metrics
 
     def step(self, step: int, metrics: dict[str, float] | None, elapsed: float) -> None:
         """Advance to ``step``; with ``metrics`` (a log step) show them."""
         if self.bar is not None:
             self.bar.update(step - self.bar.n)
             if metrics:
-                self.bar.set_postfix_str(fmt_metrics(metrics), refresh=False)
+                self.bar.set_postfix_str(fmt_metrics(metrics, self.extra), refresh=False)
         elif metrics and not self.quiet:
-            self.line(f"step {step}/{self.total}  {fmt_metrics(metrics)}  [{fmt_duration(elapsed)}]")
+            self.line(f"step {step}/{self.total}  {fmt_metrics(metrics, self.extra)}  [{fmt_duration(elapsed)}]")
 
     def line(self, text: str) -> None:
         """Print one line; user strings in it (paths, names, devices) show with control characters escaped."""

@@ -4,7 +4,7 @@
 ``MASTER_ADDR``/``MASTER_PORT``), joins the process group (NCCL on CUDA, gloo on the CPU)
 and returns the ``Ranks`` of this process; without torchrun it is one process and every
 method is a no-op. ``Ranks.prepare(model)`` wraps the model in DistributedDataParallel or
-shards it with ``fully_shard`` (each TransformerLayer, then the root).
+shards it with ``fully_shard`` (each layer of each stack, then the root).
 
 ``train.batch_size`` is the global batch: every process draws the same global batch from the
 shared data generator and keeps its own equal slice, so N processes follow the optimization of
@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from stackform.blocks import TransformerLayer
+from stackform.blocks import Stack
 from stackform.specs import Spec
 
 from .device import TrainingError
@@ -171,7 +171,7 @@ def _no_buffer_sync() -> dict[str, bool]:
 
 
 def _shard(model: nn.Module, spec: Spec, device: torch.device, world: int) -> None:
-    """FSDP2: each TransformerLayer is its own unit, the root holds the rest (embeddings, head, final norms)."""
+    """FSDP2: each layer (of any layer kind) is its own unit, the root holds the rest (embeddings, head, final norms)."""
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
@@ -179,9 +179,9 @@ def _shard(model: nn.Module, spec: Spec, device: torch.device, world: int) -> No
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     policy = MixedPrecisionPolicy(param_dtype=dtypes[settings.param_dtype], reduce_dtype=dtypes[settings.reduce_dtype])
     mesh = init_device_mesh(device.type, (world,))
-    for module in model.modules():
-        if isinstance(module, TransformerLayer):
-            fully_shard(module, mesh=mesh, mp_policy=policy, reshard_after_forward=settings.reshard_after_forward)
+    for stack in [m for m in model.modules() if isinstance(m, Stack)]:
+        for layer in stack.layers:
+            fully_shard(layer, mesh=mesh, mp_policy=policy, reshard_after_forward=settings.reshard_after_forward)
     fully_shard(model, mesh=mesh, mp_policy=policy)  # the root's weights stay gathered after forward: the loss
     # calls model.head on the hidden states outside forward
 

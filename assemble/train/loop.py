@@ -16,6 +16,7 @@ import torch
 from stackform.specs import Spec
 
 from ..data import IGNORE
+from .aux_losses import AuxLosses
 from .commit import MODEL_FILE, save_checkpoint
 from .console import Console, MetricsLog, fmt_metrics
 from .device import TrainingError, autocast
@@ -78,6 +79,7 @@ class Trainer:
         self.best = BestKeeper(run)
         self.horizon = budget_horizon(run.spec, run.counters)  # None: no time budget, lr_at by steps
         self.announced = False
+        self.aux = AuxLosses(run.model)
 
     def elapsed(self) -> float:
         return self.elapsed_before + time.perf_counter() - self.started
@@ -107,7 +109,9 @@ class Trainer:
                 with autocast(run.device, run.amp_dtype):
                     loss_sum, _ = run.loss(batch)
                 loss = loss_sum / max(targets, 1) if scale is None else loss_sum * scale
-                (run.scaler.scale(loss) if run.scaler else loss).backward()
+                aux = self.aux.term(train.grad_accum)  # blocks' losses() (aux_losses.py)
+                full = loss if aux is None else loss + aux
+                (run.scaler.scale(full) if run.scaler else full).backward()
             total += loss.detach()
         if run.scaler:
             run.scaler.unscale_(run.optimizer)
@@ -211,6 +215,7 @@ class Trainer:
             metrics = None
             if step % train.log_every == 0 or step == train.steps:
                 metrics = self._log_train(step, window, model_fields)
+            run.console.extra = self.aux.names
             run.console.step(step, metrics, self.elapsed())
             if self.horizon is not None and not self.announced:
                 self._announce_ending(step)
@@ -241,6 +246,7 @@ class Trainer:
         }
         if self.run.counters.skipped:
             record["skipped"] = self.run.counters.skipped
+        record.update(self.aux.fields(kept))
         self.run.log.write(record)
         window.update(loss=0.0, steps=0, tokens=0, t0=time.perf_counter(), paused=0.0)
         return record

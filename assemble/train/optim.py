@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from stackform.blocks import Positional, TokenEmbedding
 from stackform.specs.train import OptimizerSpec
 
 
@@ -13,7 +12,7 @@ def _no_decay_ids(model: nn.Module) -> set[int]:
     """Parameters that get no weight decay: embeddings (token, position) and every vector (biases, norm gains)."""
     ids = {id(p) for p in model.parameters() if p.ndim < 2}
     for module in model.modules():
-        if isinstance(module, (TokenEmbedding, Positional, nn.Embedding)):
+        if getattr(module, "no_weight_decay", False) or isinstance(module, nn.Embedding):  # declared (blocks.protocol)
             ids.update(id(p) for p in module.parameters(recurse=False))
     return ids
 

@@ -36,18 +36,21 @@ class Column:
         x = self.cx if x is None else x
         self.ax.annotate("", xy=(x, y1), xytext=(x, y0), arrowprops=dict(arrowstyle="-|>", lw=0.9, color="#444"))
 
-    def box(self, text: str, color: str, width: float = WIDTH, link: bool = True) -> tuple[float, float]:
-        """A rounded box above the current top, joined by an arrow; returns its (bottom, top)."""
+    def box(self, text: str, color: str, width: float = WIDTH, link: bool = True,
+            x: float | None = None) -> tuple[float, float]:
+        """A rounded box above the current top (centred at ``x``, default the column's), joined by an
+        arrow; returns its (bottom, top)."""
         from matplotlib.patches import FancyBboxPatch
 
-        lines = textwrap.fill(text, 30).splitlines()
+        x = self.cx if x is None else x
+        lines = textwrap.fill(text, max(8, int(30 * width / WIDTH))).splitlines()
         height = LINE * len(lines) + 0.22
         bottom = self.y + GAP
         if link:
-            self.arrow(self.y, bottom)
-        self.ax.add_patch(FancyBboxPatch((self.cx - width / 2, bottom), width, height, fc=color, ec="#555",
+            self.arrow(self.y, bottom, x)
+        self.ax.add_patch(FancyBboxPatch((x - width / 2, bottom), width, height, fc=color, ec="#555",
                                          lw=0.8, boxstyle="round,pad=0,rounding_size=0.12"))
-        self.ax.text(self.cx, bottom + height / 2, "\n".join(lines), ha="center", va="center", fontsize=8.5)
+        self.ax.text(x, bottom + height / 2, "\n".join(lines), ha="center", va="center", fontsize=8.5)
         self.y = bottom + height
         return bottom, self.y
 
@@ -71,45 +74,68 @@ class Column:
                          arrowprops=dict(arrowstyle="-|>", lw=0.9, color="#444"))
 
 
-def _sublayer(col: Column, role: str, label: str, residual: str, norm: str, masks: list[str]) -> None:
-    title = "masked self-attention" if role == "self-attention" and "causal" in masks else role
-    text = f"{title}: {label}"
+def _title(role: str, label: str, masked: bool) -> str:
+    title = "masked self-attention" if role == "self-attention" and masked else role
+    return f"{title}: {label}"
+
+
+def _main_box(col: Column, role: str, text: str, width: float = WIDTH, x: float | None = None) -> None:
+    bottom, top = col.box(text, COLORS.get(role, COLORS["head"]), width, x=x)
+    if role == "cross-attention":
+        col.cross_inputs.append(((col.cx if x is None else x) - width / 2, (bottom + top) / 2))
+
+
+def _sublayer(col: Column, role: str, label: str, norms_at: tuple[str, ...], norm: str, masked: bool) -> None:
+    """One sublayer with its residual connection; its norms where its residual declares them
+    (``norms_at``: before the sublayer, after it, after the add)."""
     split = col.y + GAP / 2
     col.arrow(col.y, split)
     col.y = split
-
-    def main() -> None:
-        bottom, top = col.box(text, COLORS[role])
-        if role == "cross-attention":
-            col.cross_inputs.append((col.cx - WIDTH / 2, (bottom + top) / 2))
-
-    if residual == "pre":
+    if "before" in norms_at:
         col.box(norm, COLORS["norm"])
-        main()
-        col.skip(split, col.add())
-    elif residual == "post":
-        main()
-        col.skip(split, col.add())
+    _main_box(col, role, _title(role, label, masked))
+    if "after" in norms_at:
         col.box(norm, COLORS["norm"])
-    elif residual == "sandwich":
+    col.skip(split, col.add())
+    if "after_add" in norms_at:
         col.box(norm, COLORS["norm"])
-        main()
-        col.box(norm, COLORS["norm"])
-        col.skip(split, col.add())
-    else:
-        main()
-        col.skip(split, col.add())
-        col.text(f"(residual '{residual}', norm {norm})", 0.4, style="italic")
+    if not norms_at and norm != "-":
+        col.text(f"(norm {norm}, placement not declared)", 0.4, style="italic")
 
 
-def _group(col: Column, group: LayerGroupView, masks: list[str]) -> None:
+def _parallel(col: Column, group: LayerGroupView, masked: bool) -> None:
+    """Branches side by side on the same input (one shared norm, or one each), summed with the input."""
+    split = col.y + GAP / 2
+    col.arrow(col.y, split)
+    col.y = split
+    if group.shared_norm and group.norms:
+        col.box(group.norms[0][1], COLORS["norm"])
+    start, tops, n = col.y, [], len(group.sublayers)
+    width = (WIDTH - 0.2 * (n - 1)) / max(n, 1)
+    for k, ((role, label), (_, norm)) in enumerate(zip(group.sublayers, group.norms)):
+        x = col.cx - WIDTH / 2 + width / 2 + k * (width + 0.2)
+        col.y = start
+        if not group.shared_norm:
+            col.box(norm, COLORS["norm"], width, x=x)
+        _main_box(col, role, _title(role, label, masked), width, x=x)
+        tops.append((x, col.y))
+    col.y = max(top for _, top in tops)
+    for x, top in tops:
+        col.ax.plot([x, x, col.cx], [top, col.y, col.y], color="#444", lw=0.9)
+    col.skip(split, col.add())
+
+
+def _group(col: Column, group: LayerGroupView, masked: bool) -> None:
     from matplotlib.patches import FancyBboxPatch
 
     start = col.y + GAP
     col.arrow(col.y, start)
     col.y = start
-    for role, label in group.sublayers:
-        _sublayer(col, role, label, group.residual, group.norm, masks)
+    if group.parallel:
+        _parallel(col, group, masked)
+    else:
+        for (role, label), (norms_at, norm) in zip(group.sublayers, group.norms):
+            _sublayer(col, role, label, norms_at, norm, masked)
     col.y += 0.15
     left = col.cx - WIDTH / 2 - 0.35
     col.ax.add_patch(FancyBboxPatch((left, start), WIDTH + 1.1, col.y - start, fc="#f4f4f4", ec="#888", lw=1.0,
@@ -120,6 +146,7 @@ def _group(col: Column, group: LayerGroupView, masks: list[str]) -> None:
     col.ax.text(left - 0.15, middle + 0.15, f"{group.count}x", ha="right", va="bottom", fontsize=13,
                 fontweight="bold")
     col.ax.text(left - 0.15, middle, span, ha="right", va="top", fontsize=7, color="#555")
+    col.ax.text(left - 0.15, middle - 0.3, group.layer, ha="right", va="top", fontsize=7, color="#555")
 
 
 def _positional(col: Column, view: StackView) -> None:
@@ -140,7 +167,7 @@ def draw_stack(col: Column, view: StackView, inputs: str) -> None:
     col.box(view.embedding, COLORS["embedding"])
     _positional(col, view)
     for group in view.groups:
-        _group(col, group, view.masks)
+        _group(col, group, view.hides_future)
     if view.final_norm is not None:
         col.box(f"final {view.final_norm}", COLORS["norm"])
     if view.head is not None:

@@ -159,3 +159,23 @@ def test_specs_examples_validate_as_written(tmp_path, monkeypatch):
     with pytest.raises(SpecError) as exc:
         load_spec("my-gpt.yaml", bad.split()[3:])
     assert str(exc.value) == error
+
+
+def test_extending_layer_kind_example_runs_as_written(tmp_path):
+    from stackform.assemble.inspect import block_rows
+    from stackform.assemble.viz.architecture import architecture
+    from stackform.assemble.viz.diagram import draw_architecture
+
+    code = next(c for c in blocks(DOCS / "extending.md", "python") if '"ffn_first"' in c)
+    assert len(code.splitlines()) <= 45
+    try:
+        run_doc_code(code, "docs/extending.md")
+        from stackform.assemble import assemble
+
+        model = assemble("gpt-tiny", layer="ffn_first", n_layers=2, device="meta")
+        rows = block_rows(model)
+        assert sum(r.params for r in rows) == sum(p.numel() for p in model.parameters())
+        assert [role for role, _ in architecture(model)[0].groups[0].sublayers] == ["feed-forward", "self-attention"]
+        assert draw_architecture(model, tmp_path / "a.svg").stat().st_size > 10_000
+    finally:
+        registry.unregister("layer", "ffn_first")
