@@ -60,6 +60,8 @@ class SideSpec(_Strict):
     residual: ResidualBlock | None = None
     mask: list[MaskBlock] | None = None
     layers: list[LayerGroup] | None = None
+    embedding_norm: NormBlock | None = Field(
+        None, description="this side's own norm after its embeddings (BART: also with share_embeddings)")
 
 
 class ModelSpec(_Strict):

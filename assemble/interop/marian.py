@@ -14,6 +14,22 @@ from .rules import Rule, cross_attention, linear, norm, reshaped, same, self_att
 UNSHARED = ("model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight")
 
 
+def layer_rules(ours: str, theirs: str, size: int, cross: bool) -> list[Rule]:
+    """One Marian / BART / mBART layer: ``self_attn``, ``encoder_attn`` (decoder), ``fc1`` / ``fc2`` and their norms."""
+    a = f"{theirs}.self_attn"
+    rules = self_attention(f"{ours}.self_attn", f"{a}.q_proj", f"{a}.k_proj", f"{a}.v_proj", f"{a}.out_proj",
+                           size, size, bias=True)
+    rules += norm(f"{ours}.self_res.norm", f"{theirs}.self_attn_layer_norm")
+    if cross:
+        c = f"{theirs}.encoder_attn"
+        rules += cross_attention(f"{ours}.cross_attn", f"{c}.q_proj", f"{c}.k_proj", f"{c}.v_proj",
+                                 f"{c}.out_proj", size, bias=True)
+        rules += norm(f"{ours}.cross_res.norm", f"{theirs}.encoder_attn_layer_norm")
+    rules += linear(f"{ours}.ffn.up", f"{theirs}.fc1", bias=True)
+    rules += linear(f"{ours}.ffn.down", f"{theirs}.fc2", bias=True)
+    return rules + norm(f"{ours}.ffn_res.norm", f"{theirs}.final_layer_norm")
+
+
 class Marian(Family):
     """Hugging Face Marian; the decoder starts from the pad token (the spec's bos_id)."""
 
@@ -84,20 +100,6 @@ class Marian(Family):
                "forced_eos_token_id": model.eos_id}
         return {k: v for k, v in out.items() if v is not None}
 
-    def _layer(self, ours: str, theirs: str, size: int, cross: bool) -> list[Rule]:
-        a = f"{theirs}.self_attn"
-        rules = self_attention(f"{ours}.self_attn", f"{a}.q_proj", f"{a}.k_proj", f"{a}.v_proj", f"{a}.out_proj",
-                               size, size, bias=True)
-        rules += norm(f"{ours}.self_res.norm", f"{theirs}.self_attn_layer_norm")
-        if cross:
-            c = f"{theirs}.encoder_attn"
-            rules += cross_attention(f"{ours}.cross_attn", f"{c}.q_proj", f"{c}.k_proj", f"{c}.v_proj",
-                                     f"{c}.out_proj", size, bias=True)
-            rules += norm(f"{ours}.cross_res.norm", f"{theirs}.encoder_attn_layer_norm")
-        rules += linear(f"{ours}.ffn.up", f"{theirs}.fc1", bias=True)
-        rules += linear(f"{ours}.ffn.down", f"{theirs}.fc2", bias=True)
-        return rules + norm(f"{ours}.ffn_res.norm", f"{theirs}.final_layer_norm")
-
     def rules(self, model: ModelSpec) -> list[Rule]:
         if model.share_embeddings:
             rules = [same("src_embed.weight", "model.shared.weight")]
@@ -107,7 +109,7 @@ class Marian(Family):
         size = model.n_heads * model.head_dim_value()
         for side in ("encoder", "decoder"):
             for i in range(model.n_layers_of(side)):
-                rules += self._layer(f"{side}.layers.{i}", f"model.{side}.layers.{i}", size, side == "decoder")
+                rules += layer_rules(f"{side}.layers.{i}", f"model.{side}.layers.{i}", size, side == "decoder")
         rules.append(reshaped("head.bias", "final_logits_bias", (1, model.vocab_size)))
         if not model.tie_embeddings:
             rules.append(same("head.weight", "lm_head.weight"))

@@ -112,6 +112,17 @@ _opt = _hf("OPTConfig", "OPTForCausalLM",
 _gpt_neo = _hf("GPTNeoConfig", "GPTNeoForCausalLM",
                dict(vocab_size=VOCAB, hidden_size=32, num_layers=2, num_heads=4, max_position_embeddings=40,
                     window_size=4, attention_types=[[["global", "local"], 1]], bos_token_id=1, eos_token_id=2))
+_roberta = _hf("RobertaConfig", "RobertaForMaskedLM",
+               dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                    max_position_embeddings=42, type_vocab_size=1, pad_token_id=1))
+_xlm_roberta = _hf("XLMRobertaConfig", "XLMRobertaForMaskedLM",
+                   dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=42, type_vocab_size=1, pad_token_id=1))
+_SEQ2SEQ = dict(vocab_size=VOCAB, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+                decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=40,
+                pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2)
+_bart = _hf("BartConfig", "BartForConditionalGeneration", _SEQ2SEQ)
+_mbart = _hf("MBartConfig", "MBartForConditionalGeneration", _SEQ2SEQ | dict(scale_embedding=True))
 
 CASES = [
     Case("gpt2-tied", "gpt2", "decoder", _gpt2()),
@@ -185,6 +196,20 @@ CASES = [
     Case("gpt_neo-local-local-global-untied-relu", "gpt_neo", "decoder",
          _gpt_neo(num_layers=3, attention_types=[[["local"], 2], [["global"], 1]], window_size=3,
                   intermediate_size=48, activation_function="relu", tie_word_embeddings=False)),
+    Case("roberta-tied", "roberta", "encoder", _roberta()),
+    # pad 3: positions start at row 4; 6 heads, 2 token types, gelu_new in the layers (the head keeps gelu)
+    Case("roberta-untied-6heads-pad3-gelu_new", "roberta", "encoder",
+         _roberta(hidden_size=48, num_attention_heads=6, num_hidden_layers=1, intermediate_size=80, pad_token_id=3,
+                  max_position_embeddings=44, type_vocab_size=2, hidden_act="gelu_new", tie_word_embeddings=False)),
+    Case("xlm_roberta-tied", "xlm_roberta", "encoder", _xlm_roberta(), auto_family="roberta"),
+    Case("bart-tied", "bart", "encoder_decoder", _bart()),
+    Case("bart-untied-6heads-2+1-scaled-relu", "bart", "encoder_decoder",
+         _bart(d_model=48, encoder_attention_heads=6, decoder_attention_heads=6, decoder_layers=1, decoder_ffn_dim=80,
+               activation_function="relu", scale_embedding=True, tie_word_embeddings=False)),
+    Case("mbart-tied-scaled", "mbart", "encoder_decoder", _mbart()),
+    Case("mbart-untied-1+2-unscaled-start0", "mbart", "encoder_decoder",
+         _mbart(encoder_layers=1, encoder_ffn_dim=48, scale_embedding=False, decoder_start_token_id=0,
+                tie_word_embeddings=False)),
 ]
 BY_ID = {case.id: case for case in CASES}
 

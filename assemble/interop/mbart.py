@@ -1,0 +1,26 @@
+"""mBART (``MBartForConditionalGeneration``): BART with pre-norm layers and a final LayerNorm per side
+(``model.{side}.layer_norm``); the released sizes scale their embeddings (``scale_embedding: true``).
+"""
+
+from __future__ import annotations
+
+from stackform.specs import ModelSpec
+
+from .bart import BART
+from .rules import Rule, norm
+
+
+class MBART(BART):
+    """Hugging Face mBART; without ``decoder_start_token_id`` generation starts from ``bos_token_id``, as
+    transformers' ``generate`` does (translation sets the target language's id there)."""
+
+    name = "mbart"
+    model_types = ("mbart",)
+    architecture = "MBartForConditionalGeneration"
+    residual = "pre"
+
+    def side_rules(self, model: ModelSpec, side: str) -> list[Rule]:
+        return super().side_rules(model, side) + norm(f"{side}.final_norm", f"model.{side}.layer_norm")
+
+
+FAMILY = MBART()
