@@ -192,6 +192,8 @@ CASES = [
     Case("opt-untied-6heads-gelu-nobias", "opt", "decoder",
          _opt(hidden_size=48, num_attention_heads=6, num_hidden_layers=1, ffn_dim=80, activation_function="gelu",
               enable_bias=False, tie_word_embeddings=False)),
+    Case("opt-postnorm", "opt", "decoder", _opt(do_layer_norm_before=False)),
+    Case("opt-prenorm-without-final-norm", "opt", "decoder", _opt(num_hidden_layers=1, _remove_final_layer_norm=True)),
     Case("gpt_neo-global-local-window4", "gpt_neo", "decoder", _gpt_neo()),
     Case("gpt_neo-local-local-global-untied-relu", "gpt_neo", "decoder",
          _gpt_neo(num_layers=3, attention_types=[[["local"], 2], [["global"], 1]], window_size=3,

@@ -22,7 +22,6 @@ REFUSALS = [
      "attention_types [[['global'], 3]] give 3 layers but num_layers is 2"),
     ("gpt_neo-global-local-window4", {"activation_function": "mish"},
      "activation_function 'mish' is not supported for gpt_neo"),
-    ("opt-tied", {"do_layer_norm_before": False}, "do_layer_norm_before False is not supported for opt (supported: true"),
     ("opt-tied", {"word_embed_proj_dim": 16},
      "word_embed_proj_dim 16 is not supported for opt (supported: hidden_size (32): no project_in / project_out)"),
     ("opt-tied", {"activation_function": "mish"}, "activation_function 'mish' is not supported for opt"),
@@ -52,6 +51,19 @@ REFUSALS = [
     ("distilbert-tied", {"sinusoidal_pos_embds": True},
      "sinusoidal_pos_embds True is not supported for distilbert (supported: false (learned positions))"),
     ("mt5-gated-gelu", {"feed_forward_proj": "gated-mish"}, "feed_forward_proj 'gated-mish' is not supported for mt5"),
+    ("roberta-tied", {"position_embedding_type": "relative_key"},
+     "position_embedding_type 'relative_key' is not supported for roberta (supported: absolute)"),
+    ("roberta-tied", {"is_decoder": True}, "is_decoder True is not supported for roberta (supported: false (an encoder))"),
+    ("roberta-tied", {"pad_token_id": None}, "missing 'pad_token_id' (a roberta config needs it)"),
+    ("roberta-tied", {"pad_token_id": 101},
+     "pad_token_id 101 is not supported for roberta (supported: a token id below vocab_size (101)"),
+    ("roberta-tied", {"type_vocab_size": 0}, "type_vocab_size 0 is not supported for roberta (supported: 1 or more"),
+    ("xlm_roberta-tied", {"add_cross_attention": True}, "add_cross_attention True is not supported for xlm_roberta"),
+    ("xlm_roberta-tied", {"hidden_act": "mish"}, "hidden_act 'mish' is not supported for xlm_roberta"),
+    ("bart-tied", {"decoder_attention_heads": 2},
+     "encoder_attention_heads (4) and decoder_attention_heads (2) differ; stackform uses one n_heads"),
+    ("bart-tied", {"activation_function": "mish"}, "activation_function 'mish' is not supported for bart"),
+    ("mbart-tied-scaled", {"activation_function": "mish"}, "activation_function 'mish' is not supported for mbart"),
 ]
 
 

@@ -19,6 +19,9 @@ SIZES = [
     ("gpt-neo-125m", 125_198_592, 0),
     ("phi3-mini", 3_821_079_552, 0), ("starcoder2-3b", 3_030_371_328, 0), ("santacoder", 1_124_886_528, 0),
     ("bloom-560m", 559_214_592, 0), ("distilbert-base", 66_985_530, 0), ("mt5-small", 300_176_768, 0),
+    # equal to transformers' num_parameters(); BART's and mBART's logits bias is a buffer there (+ vocab_size here)
+    ("roberta-base", 124_697_433, 0), ("xlm-roberta-base", 278_295_186, 0),
+    ("bart-base", 139_420_416 + 50_265, 0), ("mbart-large-cc25", 610_851_840 + 250_027, 0),
 ]
 
 
@@ -33,9 +36,10 @@ FAMILIES = [("gpt2", "gpt2"), ("gpt2-xl", "gpt2"), ("gpt3", "gpt2"), ("bert-base
             ("qwen3-0.6b", "qwen3"), ("gemma-2b", "gemma"),
             ("olmo-1b", "olmo"), ("phi3-mini", "phi3"), ("starcoder2-3b", "starcoder2"), ("santacoder", "gpt_bigcode"),
             ("bloom-560m", "bloom"), ("distilbert-base", "distilbert"), ("mt5-small", "mt5"),
-            ("opt-125m", "opt"), ("gpt-neo-125m", "gpt_neo")]
-# a Phi-3 spec is a LLaMA (Mistral) spec, an mT5 spec a T5 one: export picks the first unless the other is named
-AUTO = {"phi3": "llama", "mt5": "t5"}
+            ("opt-125m", "opt"), ("gpt-neo-125m", "gpt_neo"), ("roberta-base", "roberta"),
+            ("xlm-roberta-base", "xlm_roberta"), ("bart-base", "bart"), ("mbart-large-cc25", "mbart")]
+# a Phi-3 spec is a LLaMA (Mistral) spec, an mT5 spec a T5 one, an XLM-R spec a RoBERTa one: export picks the first unless the other is named
+AUTO = {"phi3": "llama", "mt5": "t5", "xlm_roberta": "roberta"}
 
 
 @pytest.mark.parametrize("name,family", FAMILIES, ids=[f[0] for f in FAMILIES])
