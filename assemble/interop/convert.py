@@ -90,9 +90,12 @@ def _join(rules: list[Rule], tensors: dict[str, torch.Tensor], expected: dict[st
         raise InteropError(f"{where}: tensors this {family.name} config does not explain: {few(extra)}")
     state = {}
     for rule in rules:
-        tensor = rule.join([tensors[n] for n in rule.theirs])
         want = tuple(expected[rule.ours].shape)
-        if tuple(tensor.shape) != want:
+        try:  # a regrouping rule (per-head fused q | k | v) cannot even reshape tensors of another config's size
+            tensor = rule.join([tensors[n] for n in rule.theirs])
+        except (RuntimeError, ValueError):
+            tensor = None
+        if tensor is None or tuple(tensor.shape) != want:
             shapes = ", ".join(f"{n} {tuple(tensors[n].shape)}" for n in rule.theirs)
             raise InteropError(f"{where}: {shapes} do not fit the config (stackform's {rule.ours} needs {want})")
         state[rule.ours] = tensor
