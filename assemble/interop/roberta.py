@@ -82,7 +82,8 @@ class RoBERTa(Family):
         e = "roberta.embeddings"
         rules = [same("embed.weight", f"{e}.word_embeddings.weight"),
                  same("stack.positional.weight", f"{e}.position_embeddings.weight"),
-                 same("embed.token_types.weight", f"{e}.token_type_embeddings.weight"), *norm("embed.norm", f"{e}.LayerNorm")]
+                 same("embed.token_types.weight", f"{e}.token_type_embeddings.weight"),
+                 *norm("embed.norm", f"{e}.LayerNorm")]
         rules += encoder_layers(model, "roberta.encoder.layer")
         rules += linear("head.transform", "lm_head.dense", bias=True) + norm("head.norm", "lm_head.layer_norm")
         if model.tie_embeddings:

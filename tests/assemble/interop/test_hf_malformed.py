@@ -48,7 +48,8 @@ SPECS = {  # one small model per family: the config.json fields each family writ
 _ROPE = {"kind": "decoder", "positional": "rope", "tie_embeddings": False, "pad_id": 0, "bos_id": 1, "eos_id": 2}
 _GQA = {"type": "gqa", "n_kv_heads": 1, "bias": False}
 _ROBERTA = {"kind": "encoder", "positional": {"type": "learned", "offset": 2}, "residual": "post",
-            "norm": {"type": "layernorm", "eps": 1e-12}, "mask": ["padding"], "token_type": {"type": "learned", "n_types": 1},
+            "norm": {"type": "layernorm", "eps": 1e-12}, "mask": ["padding"],
+            "token_type": {"type": "learned", "n_types": 1},
             "embedding_norm": {"type": "layernorm", "eps": 1e-12}, "head": "mlm", "pad_id": 1}
 _BART = {"kind": "encoder_decoder", "positional": {"type": "learned", "offset": 2}, "residual": "post",
          "ffn": {"type": "mlp", "activation": "gelu", "hidden": 32}, "share_embeddings": True,
@@ -77,7 +78,8 @@ NEWER = {  # the families added after the first five, each as its importer write
                           "head": {"type": "linear", "rescale": False}},
     "opt": {"kind": "decoder", "positional": {"type": "learned", "offset": 2},
             "ffn": {"type": "mlp", "activation": "relu", "hidden": 32}, "pad_id": 0, "bos_id": 1, "eos_id": 2},
-    "gpt_neo": {"kind": "decoder", "n_layers": 2, "attention": {"type": "mha", "bias": False, "out_bias": True, "scale": 1.0},
+    "gpt_neo": {"kind": "decoder", "n_layers": 2,
+                "attention": {"type": "mha", "bias": False, "out_bias": True, "scale": 1.0},
                 "ffn": {"type": "mlp", "activation": "gelu_tanh"}, "bos_id": 1, "eos_id": 2,
                 "layers": [{}, {"attention": {"type": "mha", "bias": False, "out_bias": True, "scale": 1.0, "window": 4}}]},
     "roberta": _ROBERTA, "xlm_roberta": _ROBERTA,
