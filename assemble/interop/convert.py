@@ -18,7 +18,7 @@ from ..build import build_model
 from ..checkpoint import load, unique_tensors
 from ..models import StackformModel
 from . import (bart, bert, bloom, distilbert, gemma, gpt2, gpt_bigcode, gpt_neo, llama, marian, mbart, mt5, olmo, opt,
-               phi3, qwen2, qwen3, roberta, starcoder2, t5, xlm_roberta)
+               pegasus, phi3, qwen2, qwen3, roberta, starcoder2, t5, xlm_roberta)
 from .family import Config, Family, canonical, differences
 from .files import CONFIG, InteropError, check_import_out, read_config, read_tensors, write_folder
 from .rules import Rule, few
@@ -30,7 +30,8 @@ from .spec_yaml import write_import
 FAMILIES: list[Family] = [gpt2.FAMILY, distilbert.FAMILY, bert.FAMILY, llama.FAMILY, t5.FAMILY, marian.FAMILY,
                           qwen2.FAMILY, qwen3.FAMILY, gemma.FAMILY, olmo.FAMILY, phi3.FAMILY, starcoder2.FAMILY,
                           gpt_bigcode.FAMILY, bloom.FAMILY, mt5.FAMILY, opt.FAMILY,
-                          gpt_neo.FAMILY, roberta.FAMILY, xlm_roberta.FAMILY, bart.FAMILY, mbart.FAMILY]
+                          gpt_neo.FAMILY, roberta.FAMILY, xlm_roberta.FAMILY, bart.FAMILY, mbart.FAMILY,
+                          pegasus.FAMILY]
 BY_MODEL_TYPE = {model_type: family for family in FAMILIES for model_type in family.model_types}
 
 

@@ -35,6 +35,8 @@ class Marian(Family):
 
     name = "marian"
     model_types = ("marian",)
+    architecture = "MarianMTModel"
+    residual = "post"  # Pegasus: pre, with a final norm per side
     prefix = "model."
     kind = "encoder_decoder"
     blocks = {"positional": ("sinusoidal",), "norm": ("layernorm",), "ffn": ("mlp",)}
@@ -64,7 +66,7 @@ class Marian(Family):
             "kind": "encoder_decoder", "vocab_size": vocab, "max_len": config.get("max_position_embeddings", 1024),
             "d_model": config.need("d_model"), "n_heads": heads, "dropout": config.get("dropout", 0.1),
             "n_layers": None if sides.get("encoder") else layers["encoder"],
-            "positional": {"type": "sinusoidal", "layout": "halves"}, "residual": "post",
+            "positional": {"type": "sinusoidal", "layout": "halves"}, "residual": self.residual,
             "norm": {"type": "layernorm", "eps": 1e-5},
             "attention": {"type": "mha", "dropout": config.get("attention_dropout", 0.0)},
             "ffn": ffn["encoder"], **sides,
@@ -80,7 +82,7 @@ class Marian(Family):
         encoder, decoder = model.plan("encoder"), model.plan("decoder")
         activation = encoder.layers[0].ffn.params.activation
         return {
-            "model_type": "marian", "architectures": ["MarianMTModel"], "is_encoder_decoder": True,
+            "model_type": self.model_types[0], "architectures": [self.architecture], "is_encoder_decoder": True,
             "vocab_size": model.vocab_size, "decoder_vocab_size": model.vocab_size,
             "max_position_embeddings": model.max_len, "d_model": model.d_model,
             "encoder_attention_heads": model.n_heads, "decoder_attention_heads": model.n_heads,
@@ -110,6 +112,8 @@ class Marian(Family):
         for side in ("encoder", "decoder"):
             for i in range(model.n_layers_of(side)):
                 rules += layer_rules(f"{side}.layers.{i}", f"model.{side}.layers.{i}", size, side == "decoder")
+            if self.residual == "pre":  # the final norm of a pre-norm stack
+                rules += norm(f"{side}.final_norm", f"model.{side}.layer_norm")
         rules.append(reshaped("head.bias", "final_logits_bias", (1, model.vocab_size)))
         if not model.tie_embeddings:
             rules.append(same("head.weight", "lm_head.weight"))

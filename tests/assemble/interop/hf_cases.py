@@ -123,6 +123,8 @@ _SEQ2SEQ = dict(vocab_size=VOCAB, d_model=32, encoder_layers=2, decoder_layers=2
                 pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2)
 _bart = _hf("BartConfig", "BartForConditionalGeneration", _SEQ2SEQ)
 _mbart = _hf("MBartConfig", "MBartForConditionalGeneration", _SEQ2SEQ | dict(scale_embedding=True))
+_pegasus = _hf("PegasusConfig", "PegasusForConditionalGeneration",
+               _SEQ2SEQ | dict(pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, forced_eos_token_id=None))
 
 CASES = [
     Case("gpt2-tied", "gpt2", "decoder", _gpt2()),
@@ -212,6 +214,11 @@ CASES = [
     Case("mbart-untied-1+2-unscaled-start0", "mbart", "encoder_decoder",
          _mbart(encoder_layers=1, encoder_ffn_dim=48, scale_embedding=False, decoder_start_token_id=0,
                 tie_word_embeddings=False)),
+    Case("pegasus-shared-scaled-relu", "pegasus", "encoder_decoder",
+         _pegasus(scale_embedding=True, activation_function="relu")),
+    Case("pegasus-untied-6heads-2+1-gelu", "pegasus", "encoder_decoder",
+         _pegasus(d_model=48, encoder_attention_heads=6, decoder_attention_heads=6, decoder_layers=1,
+                  decoder_ffn_dim=80, tie_word_embeddings=False)),
 ]
 BY_ID = {case.id: case for case in CASES}
 

@@ -84,6 +84,8 @@ NEWER = {  # the families added after the first five, each as its importer write
                 "layers": [{}, {"attention": {"type": "mha", "bias": False, "out_bias": True, "scale": 1.0, "window": 4}}]},
     "roberta": _ROBERTA, "xlm_roberta": _ROBERTA,
     "bart": _BART, "mbart": _BART | {"residual": "pre", "scale_embeddings": True},
+    "pegasus": SPECS["marian"] | {"residual": "pre", "ffn": {"type": "mlp", "activation": "relu"}, "pad_id": 0,
+                                  "bos_id": 0, "eos_id": 1},
 }
 SAMPLES = {family: SAMPLE for family in SPECS} | {family: SAMPLE_NEWER for family in NEWER}
 SPECS = SPECS | NEWER
