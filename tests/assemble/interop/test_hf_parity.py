@@ -111,7 +111,8 @@ def test_import_then_export_gives_the_original_tensors(pair, tmp_path):
         unused |= {f"model.{side}.embed_positions.weight" for side in ("encoder", "decoder")}
     assert sorted(exported) == sorted(set(original) - unused)
     # untied BERT (RoBERTa, XLM-R) keeps an unused bias next to the decoder's bias; stackform has one bias
-    skip = {"bert": {"cls.predictions.bias"}, "roberta": {"lm_head.bias"}, "xlm_roberta": {"lm_head.bias"}}.get(
+    skip = {"bert": {"cls.predictions.bias"}, "roberta": {"lm_head.bias"}, "xlm_roberta": {"lm_head.bias"},
+            "camembert": {"lm_head.bias"}}.get(
         case.family, set()) if untied else set()
     for name in set(original) - skip - unused:
         assert torch.equal(exported[name], original[name]), name
@@ -198,7 +199,8 @@ def test_shared_untied_marian_exports_every_table(tmp_path):
     assert (theirs - mine).abs().max() <= TOL
 
 
-@pytest.mark.parametrize("pair", [i for i in IDS if BY_ID[i].family in ("roberta", "xlm_roberta")], indirect=True)
+@pytest.mark.parametrize("pair", [i for i in IDS if BY_ID[i].family in ("roberta", "xlm_roberta", "camembert")],
+                         indirect=True)
 def test_roberta_positions_with_pad_tokens_at_the_end(pair):
     """Transformers numbers RoBERTa's positions over non-pad ids; a right-padded row (pad ids at its end, as a
     tokenizer pads) reads the same rows as stackform's offset positions at every real token."""

@@ -60,6 +60,8 @@ REFUSALS = [
     ("roberta-tied", {"type_vocab_size": 0}, "type_vocab_size 0 is not supported for roberta (supported: 1 or more"),
     ("xlm_roberta-tied", {"add_cross_attention": True}, "add_cross_attention True is not supported for xlm_roberta"),
     ("xlm_roberta-tied", {"hidden_act": "mish"}, "hidden_act 'mish' is not supported for xlm_roberta"),
+    ("camembert-tied-relu", {"position_embedding_type": "relative_key_query"},
+     "position_embedding_type 'relative_key_query' is not supported for camembert (supported: absolute)"),
     ("bart-tied", {"decoder_attention_heads": 2},
      "encoder_attention_heads (4) and decoder_attention_heads (2) differ; stackform uses one n_heads"),
     ("bart-tied", {"activation_function": "mish"}, "activation_function 'mish' is not supported for bart"),
