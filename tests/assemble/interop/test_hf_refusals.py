@@ -66,6 +66,7 @@ REFUSALS = [
      "encoder_attention_heads (4) and decoder_attention_heads (2) differ; stackform uses one n_heads"),
     ("bart-tied", {"activation_function": "mish"}, "activation_function 'mish' is not supported for bart"),
     ("mbart-tied-scaled", {"activation_function": "mish"}, "activation_function 'mish' is not supported for mbart"),
+    ("biogpt-tied-scaled", {"hidden_act": "mish"}, "hidden_act 'mish' is not supported for biogpt"),
     ("pegasus-shared-scaled-relu", {"decoder_attention_heads": 2},
      "encoder_attention_heads (4) and decoder_attention_heads (2) differ; stackform uses one n_heads"),
     ("pegasus-shared-scaled-relu", {"activation_function": "mish"}, "activation_function 'mish' is not supported for pegasus"),
