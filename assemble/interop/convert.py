@@ -18,7 +18,7 @@ from ..build import build_model
 from ..checkpoint import load, unique_tensors
 from ..models import StackformModel
 from . import (bart, bert, biogpt, bloom, camembert, distilbert, gemma, gpt2, gpt_bigcode, gpt_neo, llama, marian, mbart, mt5, olmo, opt,
-               pegasus, phi3, qwen2, qwen3, roberta, starcoder2, t5, xlm_roberta)
+               pegasus, phi3, plbart, qwen2, qwen3, roberta, starcoder2, t5, xlm_roberta)
 from .family import Config, Family, canonical, differences
 from .files import CONFIG, InteropError, check_import_out, read_config, read_tensors, write_folder
 from .rules import Rule, few
@@ -31,7 +31,8 @@ FAMILIES: list[Family] = [gpt2.FAMILY, distilbert.FAMILY, bert.FAMILY, llama.FAM
                           qwen2.FAMILY, qwen3.FAMILY, gemma.FAMILY, olmo.FAMILY, phi3.FAMILY, starcoder2.FAMILY,
                           gpt_bigcode.FAMILY, bloom.FAMILY, mt5.FAMILY, opt.FAMILY,
                           gpt_neo.FAMILY, roberta.FAMILY, xlm_roberta.FAMILY, bart.FAMILY, mbart.FAMILY,
-                          pegasus.FAMILY, camembert.FAMILY, biogpt.FAMILY]
+                          pegasus.FAMILY, camembert.FAMILY, biogpt.FAMILY,
+                          plbart.FAMILY]
 BY_MODEL_TYPE = {model_type: family for family in FAMILIES for model_type in family.model_types}
 
 

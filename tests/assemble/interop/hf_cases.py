@@ -129,6 +129,7 @@ _SEQ2SEQ = dict(vocab_size=VOCAB, d_model=32, encoder_layers=2, decoder_layers=2
                 pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2)
 _bart = _hf("BartConfig", "BartForConditionalGeneration", _SEQ2SEQ)
 _mbart = _hf("MBartConfig", "MBartForConditionalGeneration", _SEQ2SEQ | dict(scale_embedding=True))
+_plbart = _hf("PLBartConfig", "PLBartForConditionalGeneration", _SEQ2SEQ | dict(scale_embedding=True))
 _pegasus = _hf("PegasusConfig", "PegasusForConditionalGeneration",
                _SEQ2SEQ | dict(pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, forced_eos_token_id=None))
 
@@ -225,6 +226,7 @@ CASES = [
     Case("mbart-untied-1+2-unscaled-start0", "mbart", "encoder_decoder",
          _mbart(encoder_layers=1, encoder_ffn_dim=48, scale_embedding=False, decoder_start_token_id=0,
                 tie_word_embeddings=False)),
+    Case("plbart-tied-scaled", "plbart", "encoder_decoder", _plbart(), auto_family="bart"),
     Case("pegasus-shared-scaled-relu", "pegasus", "encoder_decoder",
          _pegasus(scale_embedding=True, activation_function="relu")),
     Case("pegasus-untied-6heads-2+1-gelu", "pegasus", "encoder_decoder",

@@ -86,6 +86,7 @@ NEWER = {  # the families added after the first five, each as its importer write
     "biogpt": {"kind": "decoder", "positional": {"type": "learned", "offset": 2}, "scale_embeddings": True,
                "ffn": {"type": "mlp", "activation": "gelu", "hidden": 32}, "pad_id": 1, "bos_id": 0, "eos_id": 2},
     "bart": _BART, "mbart": _BART | {"residual": "pre", "scale_embeddings": True},
+    "plbart": _BART | {"scale_embeddings": True},
     "pegasus": SPECS["marian"] | {"residual": "pre", "ffn": {"type": "mlp", "activation": "relu"}, "pad_id": 0,
                                   "bos_id": 0, "eos_id": 1},
 }

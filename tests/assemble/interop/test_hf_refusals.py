@@ -67,6 +67,7 @@ REFUSALS = [
     ("bart-tied", {"activation_function": "mish"}, "activation_function 'mish' is not supported for bart"),
     ("mbart-tied-scaled", {"activation_function": "mish"}, "activation_function 'mish' is not supported for mbart"),
     ("biogpt-tied-scaled", {"hidden_act": "mish"}, "hidden_act 'mish' is not supported for biogpt"),
+    ("plbart-tied-scaled", {"activation_function": "mish"}, "activation_function 'mish' is not supported for plbart"),
     ("pegasus-shared-scaled-relu", {"decoder_attention_heads": 2},
      "encoder_attention_heads (4) and decoder_attention_heads (2) differ; stackform uses one n_heads"),
     ("pegasus-shared-scaled-relu", {"activation_function": "mish"}, "activation_function 'mish' is not supported for pegasus"),
