@@ -30,7 +30,7 @@ class RoBERTa(Family):
     prefix = "roberta."
     kind = "encoder"
     blocks = {"positional": ("learned",), "norm": ("layernorm",), "ffn": ("mlp",), "head": ("mlm",)}
-    ignore = (r"^roberta\.embeddings\.(position_ids|token_type_ids)$", r"^roberta\.pooler\.")
+    ignore = (r"^\w+\.embeddings\.(position_ids|token_type_ids)$", r"^\w+\.pooler\.")  # under the prefix
 
     def spec(self, config: Config, names: set[str] | None) -> dict[str, Any]:
         if config.get("position_embedding_type", "absolute") != "absolute":
@@ -79,12 +79,12 @@ class RoBERTa(Family):
         }
 
     def rules(self, model: ModelSpec) -> list[Rule]:
-        e = "roberta.embeddings"
+        e = f"{self.prefix}embeddings"
         rules = [same("embed.weight", f"{e}.word_embeddings.weight"),
                  same("stack.positional.weight", f"{e}.position_embeddings.weight"),
                  same("embed.token_types.weight", f"{e}.token_type_embeddings.weight"),
                  *norm("embed.norm", f"{e}.LayerNorm")]
-        rules += encoder_layers(model, "roberta.encoder.layer")
+        rules += encoder_layers(model, f"{self.prefix}encoder.layer")
         rules += linear("head.transform", "lm_head.dense", bias=True) + norm("head.norm", "lm_head.layer_norm")
         if model.tie_embeddings:
             rules.append(same("head.bias", "lm_head.bias"))  # the decoder's bias is tied to it

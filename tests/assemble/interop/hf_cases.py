@@ -121,6 +121,9 @@ _xlm_roberta = _hf("XLMRobertaConfig", "XLMRobertaForMaskedLM",
 _camembert = _hf("CamembertConfig", "CamembertForMaskedLM",
                  dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
                       max_position_embeddings=42, type_vocab_size=1, pad_token_id=1, bos_token_id=5, eos_token_id=6))
+_data2vec_text = _hf("Data2VecTextConfig", "Data2VecTextForMaskedLM",
+                     dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                          intermediate_size=64, max_position_embeddings=42, type_vocab_size=1, pad_token_id=1))
 _biogpt = _hf("BioGptConfig", "BioGptForCausalLM",
               dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
                    max_position_embeddings=40, pad_token_id=0, bos_token_id=1, eos_token_id=2))
@@ -214,6 +217,8 @@ CASES = [
                   max_position_embeddings=44, type_vocab_size=2, hidden_act="gelu_new", tie_word_embeddings=False)),
     Case("xlm_roberta-tied", "xlm_roberta", "encoder", _xlm_roberta(), auto_family="roberta"),
     Case("camembert-tied-relu", "camembert", "encoder", _camembert(hidden_act="relu"), auto_family="roberta"),
+    Case("data2vec_text-untied-pad2", "data2vec_text", "encoder",
+         _data2vec_text(pad_token_id=2, max_position_embeddings=43, tie_word_embeddings=False), auto_family="roberta"),
     Case("biogpt-tied-scaled", "biogpt", "decoder", _biogpt()),
     Case("biogpt-untied-6heads-unscaled-relu", "biogpt", "decoder",
          _biogpt(hidden_size=48, num_attention_heads=6, num_hidden_layers=1, intermediate_size=80, hidden_act="relu",

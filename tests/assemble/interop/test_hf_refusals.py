@@ -66,6 +66,7 @@ REFUSALS = [
      "encoder_attention_heads (4) and decoder_attention_heads (2) differ; stackform uses one n_heads"),
     ("bart-tied", {"activation_function": "mish"}, "activation_function 'mish' is not supported for bart"),
     ("mbart-tied-scaled", {"activation_function": "mish"}, "activation_function 'mish' is not supported for mbart"),
+    ("data2vec_text-untied-pad2", {"is_decoder": True}, "is_decoder True is not supported for data2vec_text"),
     ("biogpt-tied-scaled", {"hidden_act": "mish"}, "hidden_act 'mish' is not supported for biogpt"),
     ("plbart-tied-scaled", {"activation_function": "mish"}, "activation_function 'mish' is not supported for plbart"),
     ("pegasus-shared-scaled-relu", {"decoder_attention_heads": 2},
