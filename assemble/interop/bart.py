@@ -31,7 +31,9 @@ class BART(Family):
     prefix = "model."
     kind = "encoder_decoder"
     blocks = {"positional": ("learned",), "norm": ("layernorm",), "ffn": ("mlp",), "head": ("linear",)}
-    residual = "post"  # mBART: pre, with a final norm per side
+    residual = "post"  # mBART, Blenderbot: pre, with a final norm per side (``model.{side}.layer_norm``)
+    offset = OFFSET  # Blenderbot: 0
+    embedding_norm = True  # a LayerNorm after each side's embeddings (Blenderbot: none)
 
     def spec(self, config: Config, names: set[str] | None) -> dict[str, Any]:
         vocab, heads = config.need("vocab_size"), config.need("encoder_attention_heads")
@@ -40,7 +42,8 @@ class BART(Family):
                                f"({config.get('decoder_attention_heads')}) differ; stackform uses one n_heads")
         activation = config.activation("activation_function", "gelu")
         layers = {side: config.need(f"{side}_layers") for side in SIDES}
-        sides: dict[str, Any] = {side: {"embedding_norm": {"type": "layernorm", "eps": EPS}} for side in SIDES}
+        own_norm = {"embedding_norm": {"type": "layernorm", "eps": EPS}} if self.embedding_norm else {}
+        sides: dict[str, Any] = {side: dict(own_norm) for side in SIDES}
         ffn = {side: {"type": "mlp", "activation": activation, "hidden": config.need(f"{side}_ffn_dim")}
                for side in SIDES}
         if layers["encoder"] != layers["decoder"]:
@@ -54,10 +57,10 @@ class BART(Family):
             "kind": "encoder_decoder", "vocab_size": vocab, "max_len": config.get("max_position_embeddings", 1024),
             "d_model": config.need("d_model"), "n_heads": heads, "dropout": config.get("dropout", 0.1),
             "n_layers": None if "n_layers" in sides["encoder"] else layers["encoder"],
-            "positional": {"type": "learned", "offset": OFFSET}, "residual": self.residual,
+            "positional": {"type": "learned", "offset": self.offset}, "residual": self.residual,
             "norm": {"type": "layernorm", "eps": EPS},
             "attention": {"type": "mha", "dropout": config.get("attention_dropout", 0.0)},
-            "ffn": ffn["encoder"], **sides,
+            "ffn": ffn["encoder"], **{side: own for side, own in sides.items() if own},
             "scale_embeddings": config.get("scale_embedding", False),
             "share_embeddings": tie, "tie_embeddings": tie,  # untied: transformers 5 unties the stacks' tables too
             "head": {"type": "linear", "bias": True},
@@ -88,10 +91,14 @@ class BART(Family):
         return {k: v for k, v in out.items() if v is not None}
 
     def side_rules(self, model: ModelSpec, side: str) -> list[Rule]:
-        """One stack's tensors besides its layers: positions and the embedding norm (mBART adds its final norm)."""
+        """One stack's tensors besides its layers: positions, the embedding norm, a pre-norm stack's final norm."""
         embed = "src_embed" if side == "encoder" else "tgt_embed"
-        return [same(f"{side}.positional.weight", f"model.{side}.embed_positions.weight"),
-                *norm(f"{embed}.norm", f"model.{side}.layernorm_embedding")]
+        rules = [same(f"{side}.positional.weight", f"model.{side}.embed_positions.weight")]
+        if self.embedding_norm:
+            rules += norm(f"{embed}.norm", f"model.{side}.layernorm_embedding")
+        if self.residual == "pre":
+            rules += norm(f"{side}.final_norm", f"model.{side}.layer_norm")
+        return rules
 
     def rules(self, model: ModelSpec) -> list[Rule]:
         if model.share_embeddings:

@@ -4,10 +4,7 @@
 
 from __future__ import annotations
 
-from stackform.specs import ModelSpec
-
 from .bart import BART
-from .rules import Rule, norm
 
 
 class MBART(BART):
@@ -18,9 +15,6 @@ class MBART(BART):
     model_types = ("mbart",)
     architecture = "MBartForConditionalGeneration"
     residual = "pre"
-
-    def side_rules(self, model: ModelSpec, side: str) -> list[Rule]:
-        return super().side_rules(model, side) + norm(f"{side}.final_norm", f"model.{side}.layer_norm")
 
 
 FAMILY = MBART()

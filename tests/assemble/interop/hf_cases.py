@@ -133,6 +133,8 @@ _SEQ2SEQ = dict(vocab_size=VOCAB, d_model=32, encoder_layers=2, decoder_layers=2
 _bart = _hf("BartConfig", "BartForConditionalGeneration", _SEQ2SEQ)
 _mbart = _hf("MBartConfig", "MBartForConditionalGeneration", _SEQ2SEQ | dict(scale_embedding=True))
 _plbart = _hf("PLBartConfig", "PLBartForConditionalGeneration", _SEQ2SEQ | dict(scale_embedding=True))
+_blenderbot = _hf("BlenderbotConfig", "BlenderbotForConditionalGeneration",
+                  _SEQ2SEQ | dict(pad_token_id=0, bos_token_id=1, decoder_start_token_id=1, encoder_no_repeat_ngram_size=0))
 _pegasus = _hf("PegasusConfig", "PegasusForConditionalGeneration",
                _SEQ2SEQ | dict(pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, forced_eos_token_id=None))
 
@@ -232,6 +234,11 @@ CASES = [
          _mbart(encoder_layers=1, encoder_ffn_dim=48, scale_embedding=False, decoder_start_token_id=0,
                 tie_word_embeddings=False)),
     Case("plbart-tied-scaled", "plbart", "encoder_decoder", _plbart(), auto_family="bart"),
+    Case("blenderbot-tied-1+2-scaled", "blenderbot", "encoder_decoder",
+         _blenderbot(encoder_layers=1, encoder_ffn_dim=48, scale_embedding=True)),
+    Case("blenderbot-untied-6heads-relu", "blenderbot", "encoder_decoder",
+         _blenderbot(d_model=48, encoder_attention_heads=6, decoder_attention_heads=6, activation_function="relu",
+                     tie_word_embeddings=False)),
     Case("pegasus-shared-scaled-relu", "pegasus", "encoder_decoder",
          _pegasus(scale_embedding=True, activation_function="relu")),
     Case("pegasus-untied-6heads-2+1-gelu", "pegasus", "encoder_decoder",

@@ -69,6 +69,8 @@ REFUSALS = [
     ("data2vec_text-untied-pad2", {"is_decoder": True}, "is_decoder True is not supported for data2vec_text"),
     ("biogpt-tied-scaled", {"hidden_act": "mish"}, "hidden_act 'mish' is not supported for biogpt"),
     ("plbart-tied-scaled", {"activation_function": "mish"}, "activation_function 'mish' is not supported for plbart"),
+    ("blenderbot-tied-1+2-scaled", {"activation_function": "mish"},
+     "activation_function 'mish' is not supported for blenderbot"),
     ("pegasus-shared-scaled-relu", {"decoder_attention_heads": 2},
      "encoder_attention_heads (4) and decoder_attention_heads (2) differ; stackform uses one n_heads"),
     ("pegasus-shared-scaled-relu", {"activation_function": "mish"}, "activation_function 'mish' is not supported for pegasus"),
