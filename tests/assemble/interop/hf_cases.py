@@ -124,6 +124,8 @@ _camembert = _hf("CamembertConfig", "CamembertForMaskedLM",
 _data2vec_text = _hf("Data2VecTextConfig", "Data2VecTextForMaskedLM",
                      dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                           intermediate_size=64, max_position_embeddings=42, type_vocab_size=1, pad_token_id=1))
+_ctrl = _hf("CTRLConfig", "CTRLLMHeadModel",
+            dict(vocab_size=VOCAB, n_positions=40, n_embd=32, dff=64, n_layer=2, n_head=4, bos_token_id=1, eos_token_id=2))
 _biogpt = _hf("BioGptConfig", "BioGptForCausalLM",
               dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
                    max_position_embeddings=40, pad_token_id=0, bos_token_id=1, eos_token_id=2))
@@ -221,6 +223,8 @@ CASES = [
     Case("camembert-tied-relu", "camembert", "encoder", _camembert(hidden_act="relu"), auto_family="roberta"),
     Case("data2vec_text-untied-pad2", "data2vec_text", "encoder",
          _data2vec_text(pad_token_id=2, max_position_embeddings=43, tie_word_embeddings=False), auto_family="roberta"),
+    Case("ctrl-tied", "ctrl", "decoder", _ctrl()),
+    Case("ctrl-untied-6heads", "ctrl", "decoder", _ctrl(n_embd=48, n_head=6, n_layer=1, dff=80, tie_word_embeddings=False)),
     Case("biogpt-tied-scaled", "biogpt", "decoder", _biogpt()),
     Case("biogpt-untied-6heads-unscaled-relu", "biogpt", "decoder",
          _biogpt(hidden_size=48, num_attention_heads=6, num_hidden_layers=1, intermediate_size=80, hidden_act="relu",
