@@ -126,6 +126,8 @@ _data2vec_text = _hf("Data2VecTextConfig", "Data2VecTextForMaskedLM",
                           intermediate_size=64, max_position_embeddings=42, type_vocab_size=1, pad_token_id=1))
 _ctrl = _hf("CTRLConfig", "CTRLLMHeadModel",
             dict(vocab_size=VOCAB, n_positions=40, n_embd=32, dff=64, n_layer=2, n_head=4, bos_token_id=1, eos_token_id=2))
+_openai_gpt = _hf("OpenAIGPTConfig", "OpenAIGPTLMHeadModel",
+                  dict(vocab_size=VOCAB, n_positions=40, n_embd=32, n_layer=2, n_head=4, bos_token_id=1, eos_token_id=2))
 _biogpt = _hf("BioGptConfig", "BioGptForCausalLM",
               dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
                    max_position_embeddings=40, pad_token_id=0, bos_token_id=1, eos_token_id=2))
@@ -225,6 +227,9 @@ CASES = [
          _data2vec_text(pad_token_id=2, max_position_embeddings=43, tie_word_embeddings=False), auto_family="roberta"),
     Case("ctrl-tied", "ctrl", "decoder", _ctrl()),
     Case("ctrl-untied-6heads", "ctrl", "decoder", _ctrl(n_embd=48, n_head=6, n_layer=1, dff=80, tie_word_embeddings=False)),
+    Case("openai-gpt-tied", "openai-gpt", "decoder", _openai_gpt()),
+    Case("openai-gpt-untied-6heads-relu", "openai-gpt", "decoder",
+         _openai_gpt(n_embd=48, n_head=6, n_layer=1, afn="relu", tie_word_embeddings=False)),
     Case("biogpt-tied-scaled", "biogpt", "decoder", _biogpt()),
     Case("biogpt-untied-6heads-unscaled-relu", "biogpt", "decoder",
          _biogpt(hidden_size=48, num_attention_heads=6, num_hidden_layers=1, intermediate_size=80, hidden_act="relu",

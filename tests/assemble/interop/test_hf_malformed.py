@@ -85,6 +85,7 @@ NEWER = {  # the families added after the first five, each as its importer write
     "roberta": _ROBERTA, "xlm_roberta": _ROBERTA, "camembert": _ROBERTA, "data2vec_text": _ROBERTA,
     "ctrl": {"kind": "decoder", "positional": {"type": "sinusoidal", "layout": "halves"}, "norm": {"type": "layernorm", "eps": 1e-6},
              "ffn": {"type": "mlp", "activation": "relu"}, "scale_embeddings": True, "head": {"type": "linear", "bias": True}},
+    "openai-gpt": {"kind": "decoder", "residual": "post", "ffn": {"type": "mlp", "activation": "gelu_tanh"}},
     "biogpt": {"kind": "decoder", "positional": {"type": "learned", "offset": 2}, "scale_embeddings": True,
                "ffn": {"type": "mlp", "activation": "gelu", "hidden": 32}, "pad_id": 1, "bos_id": 0, "eos_id": 2},
     "bart": _BART, "mbart": _BART | {"residual": "pre", "scale_embeddings": True},

@@ -68,6 +68,7 @@ REFUSALS = [
     ("mbart-tied-scaled", {"activation_function": "mish"}, "activation_function 'mish' is not supported for mbart"),
     ("data2vec_text-untied-pad2", {"is_decoder": True}, "is_decoder True is not supported for data2vec_text"),
     ("ctrl-tied", {"layer_norm_epsilon": 1e-5}, "layer_norm_epsilon 1e-05 is not supported for ctrl (supported: 1e-06"),
+    ("openai-gpt-tied", {"afn": "gelu_new"}, "afn 'gelu_new' is not supported for openai-gpt (supported: gelu, relu, silu, swish)"),
     ("biogpt-tied-scaled", {"hidden_act": "mish"}, "hidden_act 'mish' is not supported for biogpt"),
     ("plbart-tied-scaled", {"activation_function": "mish"}, "activation_function 'mish' is not supported for plbart"),
     ("blenderbot-tied-1+2-scaled", {"activation_function": "mish"},
