@@ -17,7 +17,7 @@ from stackform.specs import ModelSpec, Spec, SpecError, load_spec
 from ..build import build_model
 from ..checkpoint import load, unique_tensors
 from ..models import StackformModel
-from . import (bart, bert, biogpt, blenderbot, bloom, camembert, ctrl, data2vec_text, distilbert, gemma, gpt2, gpt_bigcode, gpt_neo, llama, marian, mbart, mt5, olmo, opt,
+from . import (bart, bert, biogpt, blenderbot, bloom, camembert, ctrl, data2vec_text, distilbert, gemma, gpt2, gpt_bigcode, gpt_neo, llama, marian, mbart, mt5, mvp, olmo, opt,
                openai_gpt, pegasus, phi3, plbart, qwen2, qwen3, roberta, starcoder2, t5, xlm_roberta)
 from .family import Config, Family, canonical, differences
 from .files import CONFIG, InteropError, check_import_out, read_config, read_tensors, write_folder
@@ -33,7 +33,7 @@ FAMILIES: list[Family] = [gpt2.FAMILY, distilbert.FAMILY, bert.FAMILY, llama.FAM
                           gpt_neo.FAMILY, roberta.FAMILY, xlm_roberta.FAMILY, bart.FAMILY, mbart.FAMILY,
                           pegasus.FAMILY, camembert.FAMILY, biogpt.FAMILY,
                           plbart.FAMILY, data2vec_text.FAMILY, blenderbot.FAMILY,
-                          ctrl.FAMILY, openai_gpt.FAMILY]
+                          ctrl.FAMILY, openai_gpt.FAMILY, mvp.FAMILY]
 BY_MODEL_TYPE = {model_type: family for family in FAMILIES for model_type in family.model_types}
 
 

@@ -139,6 +139,7 @@ _mbart = _hf("MBartConfig", "MBartForConditionalGeneration", _SEQ2SEQ | dict(sca
 _plbart = _hf("PLBartConfig", "PLBartForConditionalGeneration", _SEQ2SEQ | dict(scale_embedding=True))
 _blenderbot = _hf("BlenderbotConfig", "BlenderbotForConditionalGeneration",
                   _SEQ2SEQ | dict(pad_token_id=0, bos_token_id=1, decoder_start_token_id=1, encoder_no_repeat_ngram_size=0))
+_mvp = _hf("MvpConfig", "MvpForConditionalGeneration", _SEQ2SEQ)
 _pegasus = _hf("PegasusConfig", "PegasusForConditionalGeneration",
                _SEQ2SEQ | dict(pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, forced_eos_token_id=None))
 
@@ -248,6 +249,8 @@ CASES = [
     Case("blenderbot-untied-6heads-relu", "blenderbot", "encoder_decoder",
          _blenderbot(d_model=48, encoder_attention_heads=6, decoder_attention_heads=6, activation_function="relu",
                      tie_word_embeddings=False)),
+    Case("mvp-untied-relu", "mvp", "encoder_decoder", _mvp(activation_function="relu", tie_word_embeddings=False),
+         auto_family="bart"),
     Case("pegasus-shared-scaled-relu", "pegasus", "encoder_decoder",
          _pegasus(scale_embedding=True, activation_function="relu")),
     Case("pegasus-untied-6heads-2+1-gelu", "pegasus", "encoder_decoder",

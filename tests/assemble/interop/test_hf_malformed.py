@@ -89,7 +89,7 @@ NEWER = {  # the families added after the first five, each as its importer write
     "biogpt": {"kind": "decoder", "positional": {"type": "learned", "offset": 2}, "scale_embeddings": True,
                "ffn": {"type": "mlp", "activation": "gelu", "hidden": 32}, "pad_id": 1, "bos_id": 0, "eos_id": 2},
     "bart": _BART, "mbart": _BART | {"residual": "pre", "scale_embeddings": True},
-    "plbart": _BART | {"scale_embeddings": True},
+    "plbart": _BART | {"scale_embeddings": True}, "mvp": _BART,
     "blenderbot": {k: v for k, v in _BART.items() if k not in ("encoder", "decoder")}
     | {"positional": "learned", "residual": "pre", "pad_id": 0, "bos_id": 1},
     "pegasus": SPECS["marian"] | {"residual": "pre", "ffn": {"type": "mlp", "activation": "relu"}, "pad_id": 0,

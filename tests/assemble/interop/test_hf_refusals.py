@@ -73,6 +73,7 @@ REFUSALS = [
     ("plbart-tied-scaled", {"activation_function": "mish"}, "activation_function 'mish' is not supported for plbart"),
     ("blenderbot-tied-1+2-scaled", {"activation_function": "mish"},
      "activation_function 'mish' is not supported for blenderbot"),
+    ("mvp-untied-relu", {"use_prompt": True}, "use_prompt True is not supported for mvp (supported: false (no prompt tables))"),
     ("pegasus-shared-scaled-relu", {"decoder_attention_heads": 2},
      "encoder_attention_heads (4) and decoder_attention_heads (2) differ; stackform uses one n_heads"),
     ("pegasus-shared-scaled-relu", {"activation_function": "mish"}, "activation_function 'mish' is not supported for pegasus"),
