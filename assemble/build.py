@@ -127,8 +127,22 @@ def build_stack(model: ModelSpec, side: str, causal: bool, cross: bool, sample: 
 def _embedding(model: ModelSpec, side: str) -> TokenEmbedding:
     dims = dims_of(model, side, causal=False).with_(role="embedding")
     token_types = build_block(model.token_type, dims) if model.token_type is not None else None
-    norm = build_block(model.embedding_norm, dims) if model.embedding_norm is not None else None
+    norm_spec = model.side(side).embedding_norm or model.embedding_norm
+    norm = build_block(norm_spec, dims) if norm_spec is not None else None
     return TokenEmbedding(model.vocab_size, model.d_model, model.dropout, model.scale_embeddings, token_types, norm)
+
+
+def _target_embedding(model: ModelSpec, src_embed: TokenEmbedding) -> TokenEmbedding:
+    """The decoder's embedding: its own, the encoder's (share_embeddings), or, when shared but a side has
+    its own ``embedding_norm`` (BART), one token table with a norm per side."""
+    if not model.share_embeddings:
+        return _embedding(model, "decoder")
+    if all(model.side(side).embedding_norm is None for side in model.sides):
+        return src_embed
+    tgt_embed = _embedding(model, "decoder")
+    tgt_embed.weight = src_embed.weight  # one table, stored once
+    tgt_embed.token_types = src_embed.token_types
+    return tgt_embed
 
 
 def _head(model: ModelSpec, side: str, embed: TokenEmbedding) -> nn.Module:
@@ -145,7 +159,7 @@ def build_model(spec: Spec, sample: bool = False) -> StackformModel:
     model = spec.model
     if model.kind == "encoder_decoder":
         src_embed = _embedding(model, "encoder")
-        tgt_embed = src_embed if model.share_embeddings else _embedding(model, "decoder")
+        tgt_embed = _target_embedding(model, src_embed)
         encoder = build_stack(model, "encoder", causal=False, cross=False, sample=sample)
         decoder = build_stack(model, "decoder", causal=True, cross=True, sample=sample)
         head = _head(model, "decoder", tgt_embed)

@@ -63,6 +63,8 @@ class SideSpec(_Strict):
     layer: LayerBlock | None = None
     mask: list[MaskBlock] | None = None
     layers: list[LayerGroup] | None = None
+    embedding_norm: NormBlock | None = Field(
+        None, description="this side's own norm after its embeddings (BART: also with share_embeddings)")
 
 
 class ModelSpec(_Strict):

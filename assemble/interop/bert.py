@@ -10,6 +10,21 @@ from .family import HF_ACTIVATIONS, Config, Family, ffn_hidden
 from .rules import Rule, linear, norm, same, self_attention
 
 
+def encoder_layers(model: ModelSpec, theirs: str) -> list[Rule]:
+    """BERT's encoder layers (``{theirs}.L.attention.self.query``, ...), also RoBERTa's and XLM-R's."""
+    rules, size = [], model.n_heads * model.head_dim_value()
+    for i in range(model.n_layers_of("encoder")):
+        ours, layer = f"stack.layers.{i}", f"{theirs}.{i}"
+        a = f"{layer}.attention"
+        rules += self_attention(f"{ours}.self_attn", f"{a}.self.query", f"{a}.self.key", f"{a}.self.value",
+                                f"{a}.output.dense", size, size, bias=True)
+        rules += norm(f"{ours}.self_res.norm", f"{a}.output.LayerNorm")
+        rules += linear(f"{ours}.ffn.up", f"{layer}.intermediate.dense", bias=True)
+        rules += linear(f"{ours}.ffn.down", f"{layer}.output.dense", bias=True)
+        rules += norm(f"{ours}.ffn_res.norm", f"{layer}.output.LayerNorm")
+    return rules
+
+
 class BERT(Family):
     """Hugging Face BERT with its MLM head (``cls.predictions``); the pooler and NSP head are not kept."""
 
@@ -67,16 +82,7 @@ class BERT(Family):
                  *norm("embed.norm", f"{e}.LayerNorm")]
         if model.token_type is not None:
             rules.append(same("embed.token_types.weight", f"{e}.token_type_embeddings.weight"))
-        size = model.n_heads * model.head_dim_value()
-        for i in range(model.n_layers_of("encoder")):
-            ours, theirs = f"stack.layers.{i}", f"bert.encoder.layer.{i}"
-            a = f"{theirs}.attention"
-            rules += self_attention(f"{ours}.self_attn", f"{a}.self.query", f"{a}.self.key", f"{a}.self.value",
-                                    f"{a}.output.dense", size, size, bias=True)
-            rules += norm(f"{ours}.self_res.norm", f"{a}.output.LayerNorm")
-            rules += linear(f"{ours}.ffn.up", f"{theirs}.intermediate.dense", bias=True)
-            rules += linear(f"{ours}.ffn.down", f"{theirs}.output.dense", bias=True)
-            rules += norm(f"{ours}.ffn_res.norm", f"{theirs}.output.LayerNorm")
+        rules += encoder_layers(model, "bert.encoder.layer")
         p = "cls.predictions"
         rules += linear("head.transform", f"{p}.transform.dense", bias=True)
         rules += norm("head.norm", f"{p}.transform.LayerNorm")

@@ -17,8 +17,8 @@ from stackform.specs import ModelSpec, Spec, SpecError, load_spec
 from ..build import build_model
 from ..checkpoint import load, unique_tensors
 from ..models import StackformModel
-from . import (bert, bloom, distilbert, gemma, gpt2, gpt_bigcode, gpt_neo, llama, marian, mt5, olmo, opt, phi3,
-               qwen2, qwen3, starcoder2, t5)
+from . import (bart, bert, biogpt, blenderbot, bloom, camembert, ctrl, data2vec_text, distilbert, gemma, gpt2, gpt_bigcode, gpt_neo, llama, marian, mbart, mt5, mvp, olmo, opt,
+               openai_gpt, pegasus, phi3, plbart, qwen2, qwen3, roberta, starcoder2, t5, xlm_roberta)
 from .family import Config, Family, canonical, differences
 from .files import CONFIG, InteropError, check_import_out, read_config, read_tensors, write_folder
 from .rules import Rule, few
@@ -26,11 +26,14 @@ from .spec_yaml import write_import
 
 # order matters only for export: the first family whose config holds a spec wins (a Phi-3 spec is a LLaMA
 # spec, an mT5 spec a T5 one, a GPT-BigCode spec without multi-query a GPT-2 one); DistilBERT comes before
-# BERT, which would hold a BERT without token types with a type table of no rows
+# BERT, which would hold a BERT without token types with a type table of no rows; an XLM-R spec is a RoBERTa one
 FAMILIES: list[Family] = [gpt2.FAMILY, distilbert.FAMILY, bert.FAMILY, llama.FAMILY, t5.FAMILY, marian.FAMILY,
                           qwen2.FAMILY, qwen3.FAMILY, gemma.FAMILY, olmo.FAMILY, phi3.FAMILY, starcoder2.FAMILY,
                           gpt_bigcode.FAMILY, bloom.FAMILY, mt5.FAMILY, opt.FAMILY,
-                          gpt_neo.FAMILY]
+                          gpt_neo.FAMILY, roberta.FAMILY, xlm_roberta.FAMILY, bart.FAMILY, mbart.FAMILY,
+                          pegasus.FAMILY, camembert.FAMILY, biogpt.FAMILY,
+                          plbart.FAMILY, data2vec_text.FAMILY, blenderbot.FAMILY,
+                          ctrl.FAMILY, openai_gpt.FAMILY, mvp.FAMILY]
 BY_MODEL_TYPE = {model_type: family for family in FAMILIES for model_type in family.model_types}
 
 
@@ -90,9 +93,12 @@ def _join(rules: list[Rule], tensors: dict[str, torch.Tensor], expected: dict[st
         raise InteropError(f"{where}: tensors this {family.name} config does not explain: {few(extra)}")
     state = {}
     for rule in rules:
-        tensor = rule.join([tensors[n] for n in rule.theirs])
         want = tuple(expected[rule.ours].shape)
-        if tuple(tensor.shape) != want:
+        try:  # a regrouping rule (per-head fused q | k | v) cannot even reshape tensors of another config's size
+            tensor = rule.join([tensors[n] for n in rule.theirs])
+        except (RuntimeError, ValueError):
+            tensor = None
+        if tensor is None or tuple(tensor.shape) != want:
             shapes = ", ".join(f"{n} {tuple(tensors[n].shape)}" for n in rule.theirs)
             raise InteropError(f"{where}: {shapes} do not fit the config (stackform's {rule.ours} needs {want})")
         state[rule.ours] = tensor

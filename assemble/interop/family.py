@@ -187,6 +187,7 @@ def canonical(model: ModelSpec) -> dict[str, Any]:
             "positional": plan.positional.model_dump(),
             "masks": [m.model_dump() for m in masks] if masks is not None else [{"type": "causal" if causal else "padding"}],
             "final_norm": bool(final),
+            "embedding_norm": own_norm.model_dump() if (own_norm := model.side(side).embedding_norm) else None,
             "layers": [{
                 "attention": _block(layer.attention, dims),
                 "cross_attention": _block(layer.cross_attention or layer.attention, dims)

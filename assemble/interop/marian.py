@@ -14,11 +14,29 @@ from .rules import Rule, cross_attention, linear, norm, reshaped, same, self_att
 UNSHARED = ("model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight")
 
 
+def layer_rules(ours: str, theirs: str, size: int, cross: bool) -> list[Rule]:
+    """One Marian / BART / mBART layer: ``self_attn``, ``encoder_attn`` (decoder), ``fc1`` / ``fc2`` and their norms."""
+    a = f"{theirs}.self_attn"
+    rules = self_attention(f"{ours}.self_attn", f"{a}.q_proj", f"{a}.k_proj", f"{a}.v_proj", f"{a}.out_proj",
+                           size, size, bias=True)
+    rules += norm(f"{ours}.self_res.norm", f"{theirs}.self_attn_layer_norm")
+    if cross:
+        c = f"{theirs}.encoder_attn"
+        rules += cross_attention(f"{ours}.cross_attn", f"{c}.q_proj", f"{c}.k_proj", f"{c}.v_proj",
+                                 f"{c}.out_proj", size, bias=True)
+        rules += norm(f"{ours}.cross_res.norm", f"{theirs}.encoder_attn_layer_norm")
+    rules += linear(f"{ours}.ffn.up", f"{theirs}.fc1", bias=True)
+    rules += linear(f"{ours}.ffn.down", f"{theirs}.fc2", bias=True)
+    return rules + norm(f"{ours}.ffn_res.norm", f"{theirs}.final_layer_norm")
+
+
 class Marian(Family):
     """Hugging Face Marian; the decoder starts from the pad token (the spec's bos_id)."""
 
     name = "marian"
     model_types = ("marian",)
+    architecture = "MarianMTModel"
+    residual = "post"  # Pegasus: pre, with a final norm per side
     prefix = "model."
     kind = "encoder_decoder"
     blocks = {"positional": ("sinusoidal",), "norm": ("layernorm",), "ffn": ("mlp",)}
@@ -48,7 +66,7 @@ class Marian(Family):
             "kind": "encoder_decoder", "vocab_size": vocab, "max_len": config.get("max_position_embeddings", 1024),
             "d_model": config.need("d_model"), "n_heads": heads, "dropout": config.get("dropout", 0.1),
             "n_layers": None if sides.get("encoder") else layers["encoder"],
-            "positional": {"type": "sinusoidal", "layout": "halves"}, "residual": "post",
+            "positional": {"type": "sinusoidal", "layout": "halves"}, "residual": self.residual,
             "norm": {"type": "layernorm", "eps": 1e-5},
             "attention": {"type": "mha", "dropout": config.get("attention_dropout", 0.0)},
             "ffn": ffn["encoder"], **sides,
@@ -64,7 +82,7 @@ class Marian(Family):
         encoder, decoder = model.plan("encoder"), model.plan("decoder")
         activation = encoder.layers[0].ffn.params.activation
         return {
-            "model_type": "marian", "architectures": ["MarianMTModel"], "is_encoder_decoder": True,
+            "model_type": self.model_types[0], "architectures": [self.architecture], "is_encoder_decoder": True,
             "vocab_size": model.vocab_size, "decoder_vocab_size": model.vocab_size,
             "max_position_embeddings": model.max_len, "d_model": model.d_model,
             "encoder_attention_heads": model.n_heads, "decoder_attention_heads": model.n_heads,
@@ -84,20 +102,6 @@ class Marian(Family):
                "forced_eos_token_id": model.eos_id}
         return {k: v for k, v in out.items() if v is not None}
 
-    def _layer(self, ours: str, theirs: str, size: int, cross: bool) -> list[Rule]:
-        a = f"{theirs}.self_attn"
-        rules = self_attention(f"{ours}.self_attn", f"{a}.q_proj", f"{a}.k_proj", f"{a}.v_proj", f"{a}.out_proj",
-                               size, size, bias=True)
-        rules += norm(f"{ours}.self_res.norm", f"{theirs}.self_attn_layer_norm")
-        if cross:
-            c = f"{theirs}.encoder_attn"
-            rules += cross_attention(f"{ours}.cross_attn", f"{c}.q_proj", f"{c}.k_proj", f"{c}.v_proj",
-                                     f"{c}.out_proj", size, bias=True)
-            rules += norm(f"{ours}.cross_res.norm", f"{theirs}.encoder_attn_layer_norm")
-        rules += linear(f"{ours}.ffn.up", f"{theirs}.fc1", bias=True)
-        rules += linear(f"{ours}.ffn.down", f"{theirs}.fc2", bias=True)
-        return rules + norm(f"{ours}.ffn_res.norm", f"{theirs}.final_layer_norm")
-
     def rules(self, model: ModelSpec) -> list[Rule]:
         if model.share_embeddings:
             rules = [same("src_embed.weight", "model.shared.weight")]
@@ -107,7 +111,9 @@ class Marian(Family):
         size = model.n_heads * model.head_dim_value()
         for side in ("encoder", "decoder"):
             for i in range(model.n_layers_of(side)):
-                rules += self._layer(f"{side}.layers.{i}", f"model.{side}.layers.{i}", size, side == "decoder")
+                rules += layer_rules(f"{side}.layers.{i}", f"model.{side}.layers.{i}", size, side == "decoder")
+            if self.residual == "pre":  # the final norm of a pre-norm stack
+                rules += norm(f"{side}.final_norm", f"model.{side}.layer_norm")
         rules.append(reshaped("head.bias", "final_logits_bias", (1, model.vocab_size)))
         if not model.tie_embeddings:
             rules.append(same("head.weight", "lm_head.weight"))

@@ -90,7 +90,7 @@ def stack_view(model: StackformModel, side: str, stack: Stack, embed: nn.Module,
 def architecture(model: StackformModel) -> list[StackView]:
     """One view per stack: [encoder, decoder] for an encoder-decoder, else the one stack."""
     if isinstance(model, EncoderDecoderModel):
-        shared = model.src_embed is model.tgt_embed
+        shared = model.src_embed.weight is model.tgt_embed.weight  # one table (the norms may be per side)
         return [stack_view(model, "encoder", model.encoder, model.src_embed, None, shared),
                 stack_view(model, "decoder", model.decoder, model.tgt_embed, model.head, shared)]
     return [stack_view(model, model.spec.model.kind, model.stack, model.embed, model.head)]

@@ -131,3 +131,24 @@ def test_gated_ffn_activation_param():
     swiglu_as_geglu = _model(ffn={"type": "swiglu", "activation": "gelu"})
     assert torch.equal(geglu(ids), swiglu_as_geglu(ids))
     assert not torch.equal(geglu(ids), tanh(ids))
+
+
+def test_side_embedding_norms_with_one_shared_table(tmp_path):
+    """BART: encoder and decoder read one token table, each side with its own embedding norm (a side's
+    ``embedding_norm``); the model-level one stays a single module for a shared embedding."""
+    sides = {"encoder": {"embedding_norm": "layernorm"}, "decoder": {"embedding_norm": "layernorm"}}
+    model = _model(kind="encoder_decoder", share_embeddings=True, **sides)
+    assert model.src_embed.weight is model.tgt_embed.weight is model.head.weight
+    assert model.src_embed.norm is not model.tgt_embed.norm
+    with torch.no_grad():
+        model.tgt_embed.norm.weight.mul_(3.0)
+    save(model, tmp_path / "m.safetensors")
+    again = load(tmp_path / "m.safetensors").eval()
+    assert again.src_embed.weight is again.tgt_embed.weight
+    assert torch.equal(again.tgt_embed.norm.weight, model.tgt_embed.norm.weight)
+    one = _model(kind="encoder_decoder", share_embeddings=True, embedding_norm="layernorm")
+    assert one.src_embed is one.tgt_embed
+    assert model.num_parameters() == one.num_parameters() + 2 * BASE["d_model"]
+    src, tgt = torch.randint(1, 23, (2, 5)), torch.randint(1, 23, (2, 4))
+    with torch.no_grad():
+        assert torch.equal(again(src, tgt), model(src, tgt))

@@ -112,6 +112,36 @@ _opt = _hf("OPTConfig", "OPTForCausalLM",
 _gpt_neo = _hf("GPTNeoConfig", "GPTNeoForCausalLM",
                dict(vocab_size=VOCAB, hidden_size=32, num_layers=2, num_heads=4, max_position_embeddings=40,
                     window_size=4, attention_types=[[["global", "local"], 1]], bos_token_id=1, eos_token_id=2))
+_roberta = _hf("RobertaConfig", "RobertaForMaskedLM",
+               dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                    max_position_embeddings=42, type_vocab_size=1, pad_token_id=1))
+_xlm_roberta = _hf("XLMRobertaConfig", "XLMRobertaForMaskedLM",
+                   dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=42, type_vocab_size=1, pad_token_id=1))
+_camembert = _hf("CamembertConfig", "CamembertForMaskedLM",
+                 dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                      max_position_embeddings=42, type_vocab_size=1, pad_token_id=1, bos_token_id=5, eos_token_id=6))
+_data2vec_text = _hf("Data2VecTextConfig", "Data2VecTextForMaskedLM",
+                     dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                          intermediate_size=64, max_position_embeddings=42, type_vocab_size=1, pad_token_id=1))
+_ctrl = _hf("CTRLConfig", "CTRLLMHeadModel",
+            dict(vocab_size=VOCAB, n_positions=40, n_embd=32, dff=64, n_layer=2, n_head=4, bos_token_id=1, eos_token_id=2))
+_openai_gpt = _hf("OpenAIGPTConfig", "OpenAIGPTLMHeadModel",
+                  dict(vocab_size=VOCAB, n_positions=40, n_embd=32, n_layer=2, n_head=4, bos_token_id=1, eos_token_id=2))
+_biogpt = _hf("BioGptConfig", "BioGptForCausalLM",
+              dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                   max_position_embeddings=40, pad_token_id=0, bos_token_id=1, eos_token_id=2))
+_SEQ2SEQ = dict(vocab_size=VOCAB, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+                decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=40,
+                pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2)
+_bart = _hf("BartConfig", "BartForConditionalGeneration", _SEQ2SEQ)
+_mbart = _hf("MBartConfig", "MBartForConditionalGeneration", _SEQ2SEQ | dict(scale_embedding=True))
+_plbart = _hf("PLBartConfig", "PLBartForConditionalGeneration", _SEQ2SEQ | dict(scale_embedding=True))
+_blenderbot = _hf("BlenderbotConfig", "BlenderbotForConditionalGeneration",
+                  _SEQ2SEQ | dict(pad_token_id=0, bos_token_id=1, decoder_start_token_id=1, encoder_no_repeat_ngram_size=0))
+_mvp = _hf("MvpConfig", "MvpForConditionalGeneration", _SEQ2SEQ)
+_pegasus = _hf("PegasusConfig", "PegasusForConditionalGeneration",
+               _SEQ2SEQ | dict(pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, forced_eos_token_id=None))
 
 CASES = [
     Case("gpt2-tied", "gpt2", "decoder", _gpt2()),
@@ -181,10 +211,51 @@ CASES = [
     Case("opt-untied-6heads-gelu-nobias", "opt", "decoder",
          _opt(hidden_size=48, num_attention_heads=6, num_hidden_layers=1, ffn_dim=80, activation_function="gelu",
               enable_bias=False, tie_word_embeddings=False)),
+    Case("opt-postnorm", "opt", "decoder", _opt(do_layer_norm_before=False)),
+    Case("opt-prenorm-without-final-norm", "opt", "decoder", _opt(num_hidden_layers=1, _remove_final_layer_norm=True)),
     Case("gpt_neo-global-local-window4", "gpt_neo", "decoder", _gpt_neo()),
     Case("gpt_neo-local-local-global-untied-relu", "gpt_neo", "decoder",
          _gpt_neo(num_layers=3, attention_types=[[["local"], 2], [["global"], 1]], window_size=3,
                   intermediate_size=48, activation_function="relu", tie_word_embeddings=False)),
+    Case("roberta-tied", "roberta", "encoder", _roberta()),
+    # pad 3: positions start at row 4; 6 heads, 2 token types, gelu_new in the layers (the head keeps gelu)
+    Case("roberta-untied-6heads-pad3-gelu_new", "roberta", "encoder",
+         _roberta(hidden_size=48, num_attention_heads=6, num_hidden_layers=1, intermediate_size=80, pad_token_id=3,
+                  max_position_embeddings=44, type_vocab_size=2, hidden_act="gelu_new", tie_word_embeddings=False)),
+    Case("xlm_roberta-tied", "xlm_roberta", "encoder", _xlm_roberta(), auto_family="roberta"),
+    Case("camembert-tied-relu", "camembert", "encoder", _camembert(hidden_act="relu"), auto_family="roberta"),
+    Case("data2vec_text-untied-pad2", "data2vec_text", "encoder",
+         _data2vec_text(pad_token_id=2, max_position_embeddings=43, tie_word_embeddings=False), auto_family="roberta"),
+    Case("ctrl-tied", "ctrl", "decoder", _ctrl()),
+    Case("ctrl-untied-6heads", "ctrl", "decoder", _ctrl(n_embd=48, n_head=6, n_layer=1, dff=80, tie_word_embeddings=False)),
+    Case("openai-gpt-tied", "openai-gpt", "decoder", _openai_gpt()),
+    Case("openai-gpt-untied-6heads-relu", "openai-gpt", "decoder",
+         _openai_gpt(n_embd=48, n_head=6, n_layer=1, afn="relu", tie_word_embeddings=False)),
+    Case("biogpt-tied-scaled", "biogpt", "decoder", _biogpt()),
+    Case("biogpt-untied-6heads-unscaled-relu", "biogpt", "decoder",
+         _biogpt(hidden_size=48, num_attention_heads=6, num_hidden_layers=1, intermediate_size=80, hidden_act="relu",
+                 scale_embedding=False, tie_word_embeddings=False), auto_family="opt"),  # unscaled: an OPT spec
+    Case("bart-tied", "bart", "encoder_decoder", _bart()),
+    Case("bart-untied-6heads-2+1-scaled-relu", "bart", "encoder_decoder",
+         _bart(d_model=48, encoder_attention_heads=6, decoder_attention_heads=6, decoder_layers=1, decoder_ffn_dim=80,
+               activation_function="relu", scale_embedding=True, tie_word_embeddings=False)),
+    Case("mbart-tied-scaled", "mbart", "encoder_decoder", _mbart()),
+    Case("mbart-untied-1+2-unscaled-start0", "mbart", "encoder_decoder",
+         _mbart(encoder_layers=1, encoder_ffn_dim=48, scale_embedding=False, decoder_start_token_id=0,
+                tie_word_embeddings=False)),
+    Case("plbart-tied-scaled", "plbart", "encoder_decoder", _plbart(), auto_family="bart"),
+    Case("blenderbot-tied-1+2-scaled", "blenderbot", "encoder_decoder",
+         _blenderbot(encoder_layers=1, encoder_ffn_dim=48, scale_embedding=True)),
+    Case("blenderbot-untied-6heads-relu", "blenderbot", "encoder_decoder",
+         _blenderbot(d_model=48, encoder_attention_heads=6, decoder_attention_heads=6, activation_function="relu",
+                     tie_word_embeddings=False)),
+    Case("mvp-untied-relu", "mvp", "encoder_decoder", _mvp(activation_function="relu", tie_word_embeddings=False),
+         auto_family="bart"),
+    Case("pegasus-shared-scaled-relu", "pegasus", "encoder_decoder",
+         _pegasus(scale_embedding=True, activation_function="relu")),
+    Case("pegasus-untied-6heads-2+1-gelu", "pegasus", "encoder_decoder",
+         _pegasus(d_model=48, encoder_attention_heads=6, decoder_attention_heads=6, decoder_layers=1,
+                  decoder_ffn_dim=80, tie_word_embeddings=False)),
 ]
 BY_ID = {case.id: case for case in CASES}
 

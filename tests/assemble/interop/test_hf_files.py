@@ -32,6 +32,20 @@ SPECS = {
                "residual": "post", "ffn": {"type": "mlp", "activation": "silu", "hidden": 64},
                "scale_embeddings": True, "share_embeddings": True, "head": {"type": "linear", "bias": True},
                "pad_id": 60, "bos_id": 60, "eos_id": 0},
+    "roberta": {"kind": "encoder", "positional": {"type": "learned", "offset": 4}, "residual": "post",
+                "norm": {"type": "layernorm", "eps": 1e-5}, "mask": ["padding"],
+                "token_type": {"type": "learned", "n_types": 1},
+                "embedding_norm": {"type": "layernorm", "eps": 1e-5}, "head": {"type": "mlm", "eps": 1e-5}, "pad_id": 3},
+    "bart": {"kind": "encoder_decoder", "positional": {"type": "learned", "offset": 2}, "residual": "post",
+             "ffn": {"type": "mlp", "activation": "gelu", "hidden": 64}, "share_embeddings": True,
+             "encoder": {"embedding_norm": "layernorm", "n_layers": 2},
+             "decoder": {"embedding_norm": "layernorm", "n_layers": 1},
+             "head": {"type": "linear", "bias": True}, "pad_id": 1, "bos_id": 2, "eos_id": 2, "n_layers": None},
+    "mbart": {"kind": "encoder_decoder", "positional": {"type": "learned", "offset": 2}, "residual": "pre",
+              "ffn": {"type": "mlp", "activation": "gelu", "hidden": 64}, "scale_embeddings": True,
+              "encoder": {"embedding_norm": "layernorm"}, "decoder": {"embedding_norm": "layernorm"},
+              "head": {"type": "linear", "bias": True},
+              "tie_embeddings": False, "pad_id": 1, "bos_id": 0, "eos_id": 2},
 }
 
 

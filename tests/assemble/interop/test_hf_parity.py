@@ -102,11 +102,18 @@ def test_import_then_export_gives_the_original_tensors(pair, tmp_path):
     assert find_family(ours.spec.model).name == (case.auto_family or case.family)
     export_hf(ours, tmp_path, family=case.family)
     original, exported = load_file(folder / "model.safetensors"), load_file(tmp_path / "model.safetensors")
-    # shared but untied Marian: transformers 5 reads each stack's own table, never model.shared.weight
-    unused = {"model.shared.weight"} if case.id == "marian-shared-untied" else set()
+    # shared but untied Marian, untied BART / mBART: transformers 5 reads each stack's own table, never
+    # model.shared.weight
+    untied = not ours.spec.model.tie_embeddings
+    unused = {"model.shared.weight"} if case.id == "marian-shared-untied" or (
+        case.family in ("bart", "mbart", "pegasus", "plbart", "blenderbot", "mvp") and untied) else set()
+    if case.family == "pegasus":  # the sinusoid table that transformers saves and recomputes on load
+        unused |= {f"model.{side}.embed_positions.weight" for side in ("encoder", "decoder")}
     assert sorted(exported) == sorted(set(original) - unused)
-    # untied BERT keeps an unused cls.predictions.bias next to the decoder's bias; stackform has one bias
-    skip = {"cls.predictions.bias"} if case.family == "bert" and not ours.spec.model.tie_embeddings else set()
+    # untied BERT (RoBERTa, XLM-R) keeps an unused bias next to the decoder's bias; stackform has one bias
+    skip = {"bert": {"cls.predictions.bias"}, "roberta": {"lm_head.bias"}, "xlm_roberta": {"lm_head.bias"},
+            "camembert": {"lm_head.bias"}, "data2vec_text": {"lm_head.bias"}}.get(
+        case.family, set()) if untied else set()
     for name in set(original) - skip - unused:
         assert torch.equal(exported[name], original[name]), name
     auto = {"decoder": transformers.AutoModelForCausalLM, "encoder": transformers.AutoModelForMaskedLM,
@@ -190,3 +197,20 @@ def test_shared_untied_marian_exports_every_table(tmp_path):
     ids, mask, tgt = _inputs(7)
     theirs, mine, real = _logits(BY_ID["marian-shared-untied"], hf, ours, ids, mask, tgt)
     assert (theirs - mine).abs().max() <= TOL
+
+
+@pytest.mark.parametrize("pair", [i for i in IDS if BY_ID[i].family in ("roberta", "xlm_roberta", "camembert", "data2vec_text")],
+                         indirect=True)
+def test_roberta_positions_with_pad_tokens_at_the_end(pair):
+    """Transformers numbers RoBERTa's positions over non-pad ids; a right-padded row (pad ids at its end, as a
+    tokenizer pads) reads the same rows as stackform's offset positions at every real token."""
+    case, hf, ours, _ = pair
+    pad = ours.spec.model.pad_id
+    assert ours.spec.model.positional.params.offset == pad + 1
+    ids, mask, tgt = _inputs(10)
+    ids[ids == pad] = pad + 1  # no pad id inside the rows
+    ids[1, 6:] = pad
+    theirs, mine, real = _logits(case, hf, ours, ids, mask, tgt)
+    assert (theirs[real] - mine[real]).abs().max() <= TOL
+    with torch.no_grad():  # without a mask stackform hides the pad ids itself (transformers would attend to them)
+        assert torch.equal(ours(ids)[real], mine[real])

@@ -19,6 +19,15 @@ SIZES = [
     ("gpt-neo-125m", 125_198_592, 0),
     ("phi3-mini", 3_821_079_552, 0), ("starcoder2-3b", 3_030_371_328, 0), ("santacoder", 1_124_886_528, 0),
     ("bloom-560m", 559_214_592, 0), ("distilbert-base", 66_985_530, 0), ("mt5-small", 300_176_768, 0),
+    # equal to transformers' num_parameters(); BART's and mBART's logits bias is a buffer there (+ vocab_size here)
+    ("roberta-base", 124_697_433, 0), ("xlm-roberta-base", 278_295_186, 0), ("camembert-base", 110_655_493, 0),
+    ("biogpt", 346_763_264, 0), ("plbart-base", 139_220_736 + 50_005, 0),
+    ("data2vec-text-base", 124_697_433, 0), ("blenderbot-400m-distill", 364_802_560 + 8_008, 0),
+    ("ctrl", 1_637_964_550, 0), ("openai-gpt", 116_534_784, 0),
+    ("mvp", 406_293_504 + 50_267, 0),
+    ("bart-base", 139_420_416 + 50_265, 0), ("mbart-large-cc25", 610_851_840 + 250_027, 0),
+    # transformers counts Pegasus' two frozen sinusoid tables (2 x 1024 x 1024) as parameters; stackform computes them
+    ("pegasus-large", 570_797_056 - 2 * 1024 * 1024 + 96_103, 0),
 ]
 
 
@@ -33,9 +42,13 @@ FAMILIES = [("gpt2", "gpt2"), ("gpt2-xl", "gpt2"), ("gpt3", "gpt2"), ("bert-base
             ("qwen3-0.6b", "qwen3"), ("gemma-2b", "gemma"),
             ("olmo-1b", "olmo"), ("phi3-mini", "phi3"), ("starcoder2-3b", "starcoder2"), ("santacoder", "gpt_bigcode"),
             ("bloom-560m", "bloom"), ("distilbert-base", "distilbert"), ("mt5-small", "mt5"),
-            ("opt-125m", "opt"), ("gpt-neo-125m", "gpt_neo")]
-# a Phi-3 spec is a LLaMA (Mistral) spec, an mT5 spec a T5 one: export picks the first unless the other is named
-AUTO = {"phi3": "llama", "mt5": "t5"}
+            ("opt-125m", "opt"), ("gpt-neo-125m", "gpt_neo"), ("roberta-base", "roberta"),
+            ("xlm-roberta-base", "xlm_roberta"), ("bart-base", "bart"), ("mbart-large-cc25", "mbart"),
+            ("pegasus-large", "pegasus"), ("camembert-base", "camembert"), ("biogpt", "biogpt"),
+            ("plbart-base", "plbart"), ("data2vec-text-base", "data2vec_text"),
+            ("blenderbot-400m-distill", "blenderbot"), ("ctrl", "ctrl"), ("openai-gpt", "openai-gpt"), ("mvp", "mvp")]
+# a Phi-3 spec is a LLaMA (Mistral) spec, an mT5 spec a T5 one, an XLM-R spec a RoBERTa one: export picks the first unless the other is named
+AUTO = {"phi3": "llama", "mt5": "t5", "xlm_roberta": "roberta", "camembert": "roberta", "plbart": "bart", "data2vec_text": "roberta", "mvp": "bart"}
 
 
 @pytest.mark.parametrize("name,family", FAMILIES, ids=[f[0] for f in FAMILIES])
