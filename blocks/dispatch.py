@@ -38,7 +38,7 @@ FLEX_TRAINING = False
 
 # A head whose far keys are negligible attends only to the near ones (far_near.band_only) when
 # WINDOWED x that distance <= keys; else to every earlier key (folded, SDPA is_causal).
-WINDOWED = 2
+WINDOWED = 4
 
 KERNELS: dict[str, Callable] = {
     "sdpa": kernels.sdpa, "dense": kernels.dense, "blocked": kernels.blocked, "chunked": kernels.chunked,
