@@ -78,6 +78,8 @@ def applies(name: str, plan: MaskPlan, device: torch.device, grad: bool, dropout
         return kernels.chunked_applies(plan)
     if name == "flex":  # no backward on CPU, no dropout; with gradients only once checked (FLEX_TRAINING)
         return flex_available() and not dropout and (not grad or (device.type == "cuda" and FLEX_TRAINING))
+    if name in ("folded", "far_near") and torch.compiler.is_compiling():
+        return False  # both read data-dependent sizes (.item()): a graph break per call under torch.compile
     if name == "folded":
         bias = plan.key_bias() if plan.score_mod is not None else None
         return bias is not None and plan.cached(("folded", dtype), lambda: folded.precise_enough(bias, dtype))
@@ -146,9 +148,9 @@ def _folded(q, k, v, plan: MaskPlan, scale, dropout) -> torch.Tensor:
             runs.append((h0, h1))
             h0 = h1
     sizes = [h1 - h0 for h0, h1 in runs]
-    outs = []
-    for (h0, h1), qs, ks, vs in zip(runs, q.split(sizes, 1), k.split(sizes, 1), v.split(sizes, 1)):  # one
-        if near[h0]:                                                                  # backward node each
+    outs = []  # split, not sliced: one backward node each, not a zero-filled copy per run
+    for (h0, h1), qs, ks, vs in zip(runs, q.split(sizes, 1), k.split(sizes, 1), v.split(sizes, 1)):
+        if near[h0]:
             outs.append(far_near.band_only(qs, ks, vs, plan, scale, reach[h0], (h0, h1)))
         else:
             q2, k2, v2, scale2 = folded.fold(qs, ks, vs, plan.key_bias()[h0:h1], scale)
