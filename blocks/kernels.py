@@ -25,7 +25,10 @@ from .chunked import Chunk, ChunkedAttention
 from .mask_plan import MaskPlan
 
 CHUNK = 512  # queries per chunk of the chunked kernel
-MIN_BLOCK = 64  # the blocked kernel's block width is max(window, MIN_BLOCK)
+MIN_BLOCK = 64  # the blocked kernel's block width is max(window / BLOCKS_PER_WINDOW, MIN_BLOCK)
+# Narrower blocks than the window: each query sees window + W keys instead of 2W (a window of 256
+# at T = 4096, one thread: 0.58 s with W = 256, 0.51 s with W = 64, attention forward + backward)
+BLOCKS_PER_WINDOW = 4
 
 
 def _sdpa(q, k, v, mask, scale, dropout, is_causal=False):
@@ -66,7 +69,7 @@ def explicit(q, k, v, plan: MaskPlan, scale, dropout):
 
 
 def _block_width(plan: MaskPlan) -> int:
-    return max(plan.behind + 1, MIN_BLOCK)
+    return max(-(-(plan.behind + 1) // BLOCKS_PER_WINDOW), MIN_BLOCK)
 
 
 def blocked_applies(plan: MaskPlan) -> bool:

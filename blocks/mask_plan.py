@@ -9,6 +9,7 @@ is cached for the forward pass, so all the layers of a stack share it.
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Callable
 
 import torch
@@ -66,6 +67,7 @@ class MaskPlan:
         self.offset = self.n_k - self.n_q  # row position of query index 0 (a KV cache's length)
         self.n_heads = n_heads
         self.score_mod: ScoreMod | None = None
+        self._positional = None  # the positional whose score_mod this is (for its key_bias, far_bias)
         relative_scores = True
         if positional is not None and positional.biases:
             self.score_mod = positional.score_mod(state)
@@ -74,7 +76,9 @@ class MaskPlan:
                 relative_scores = False
             else:
                 relative_scores = positional.relative_scores
-        self.causal = bool(parts) and all(m.causal for m in parts) and self.score_mod is None  # SDPA is_causal
+                self._positional, self._state = positional, state
+        self.causal_mask = bool(parts) and all(m.causal for m in parts)  # the masks are exactly causal
+        self.causal = self.causal_mask and self.score_mod is None  # SDPA is_causal
         self.unmasked = not parts and self.score_mod is None
         self.ahead = _least([m.max_ahead for m in parts if m.max_ahead is not None])
         self.behind = _least([m.window - 1 for m in parts if m.window is not None])
@@ -87,6 +91,38 @@ class MaskPlan:
         if key not in self._cache:
             self._cache[key] = build()
         return self._cache[key]
+
+    def key_bias(self) -> torch.Tensor | None:
+        """The score_mod as a bias per key, [h, k] or [b, h, k] float32 (declared by the positional,
+        valid because no allowed key lies after its query), centred per row; None if it has no such form."""
+        if self._positional is None or self.ahead != 0:
+            return None
+
+        def build():
+            bias = self._positional.key_bias(self._state)
+            if bias is None:
+                return None
+            top, bottom = bias.amax(-1, keepdim=True), bias.amin(-1, keepdim=True)
+            return bias - (top + bottom) / 2  # a constant per row: softmax ignores it; halves the magnitude
+
+        return self.cached("key_bias", build)
+
+    def far_bias(self) -> tuple[int, torch.Tensor] | None:
+        """(distance, bias [h]): beyond ``distance`` keys back the score_mod adds a constant per head."""
+        if self._positional is None:
+            return None
+        return self.cached("far_bias", lambda: self._positional.far_bias(self._state))
+
+    def unbiased(self) -> "MaskPlan":
+        """This plan without its score_mod (the masks alone), for kernels that apply the bias themselves."""
+        def build():
+            plain = copy.copy(self)
+            plain.score_mod, plain._positional, plain._cache = None, None, {}
+            plain.causal, plain.unmasked = self.causal_mask, not self.parts
+            plain.relative = all(m.relative for m in self.parts)
+            return plain
+
+        return self.cached("unbiased", build)
 
     @property
     def batch(self) -> int | None:
@@ -109,12 +145,14 @@ class MaskPlan:
         return lo, max(hi, lo)
 
     def evaluate(self, q_idx: torch.Tensor, kv_idx: torch.Tensor, valid: torch.Tensor | None = None,
-                 float_mask: bool = False) -> torch.Tensor | None:
+                 float_mask: bool = False, heads: torch.Tensor | None = None) -> torch.Tensor | None:
         """The mask (bool) or mask + bias (float, -inf where hidden) on broadcast index grids, with
-        leading [b, h] dimensions (1 where nothing depends on them); None when nothing is hidden."""
+        leading [b, h] dimensions (1 where nothing depends on them; ``heads``: only these heads);
+        None when nothing is hidden."""
         device = q_idx.device
         b = batch_index(self.info) if self.per_row else torch.zeros((), dtype=torch.long, device=device)
-        h = torch.arange(self.n_heads or 1, device=device).view(-1, *([1] * q_idx.dim()))
+        h = heads if heads is not None else torch.arange(self.n_heads or 1, device=device)
+        h = h.view(-1, *([1] * q_idx.dim()))
         if b.dim():
             b = b.view(-1, *([1] * (q_idx.dim() + 1)))
         allowed = self.mask_mod(b, h, q_idx, kv_idx) if self.parts else None

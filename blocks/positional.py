@@ -6,6 +6,14 @@
   biases attention scores (alibi, T5's relative bias); the kernels apply it per block or chunk;
 - ``score_bias(state)``: the older dense form, a [heads, q, k] bias (plugins that predate score_mod).
 
+A biasing positional may also declare two forms of its score_mod that let the kernels keep SDPA's
+fast paths (both optional, both checked against ``score_mod`` by tests/blocks/test_score_forms.py):
+
+- ``key_bias(state)``: where no key lies after its query, the bias is a per-key bias plus a term of
+  the query alone, which softmax ignores (ALiBi: -s*(i - j) = s*j - s*i); it folds into q and k;
+- ``far_bias(state)``: from some distance back on, the bias is one constant per head (T5's last
+  bucket); those keys run on SDPA's causal kernel, only a band near the diagonal needs the bias.
+
 ``prepare(q_pos, k_pos)`` runs once per forward and returns what the other hooks share.
 
 Packed sequences (``document_ids``) restart positions at each document: ``embed`` and ``prepare``
@@ -67,6 +75,17 @@ class Positional(nn.Module):
 
     def score_bias(self, state: Any) -> torch.Tensor | None:
         """A dense bias broadcastable to [b, h, q, k]; only read when ``score_mod`` returns None."""
+        return None
+
+    def key_bias(self, state: Any) -> torch.Tensor | None:
+        """A bias per key, [h, k] (or [b, h, k] with per-row positions), such that wherever a key is
+        not after its query (k_pos <= q_pos) score_mod adds key_bias[.., h, kv_idx] plus a term of the
+        query alone; None when the bias has no such form."""
+        return None
+
+    def far_bias(self, state: Any) -> tuple[int, torch.Tensor] | None:
+        """(distance, bias [h]) such that score_mod adds exactly bias[h] wherever q_pos - k_pos >=
+        distance; None when the bias has no such constant tail."""
         return None
 
 
@@ -258,3 +277,7 @@ class ALiBi(Positional):
             return score - (slopes[h] * distance).to(score.dtype)
 
         return alibi
+
+    def key_bias(self, state: Any) -> torch.Tensor:
+        _, k_pos = state  # -s * (q - k) = s * k - s * q where k <= q
+        return self.slopes.float()[:, None] * k_pos.unsqueeze(-2).float()  # [h, k] or [b, h, k]

@@ -70,6 +70,12 @@ class RelativeBias(Positional):
         relative = torch.arange(-dims.max_len + 1, dims.max_len)  # every key - query distance
         buckets = relative_bucket(relative, self.bidirectional, self.num_buckets, self.max_distance)
         self.register_buffer("buckets", buckets, persistent=False)  # [2 * max_len - 1]
+        # keys at least this far back share the last bucket of the past (beyond max_distance)
+        # (on the CPU: the model may be built on the meta device)
+        past = relative_bucket(-torch.arange(dims.max_len, device="cpu"), self.bidirectional, self.num_buckets,
+                               self.max_distance).tolist()  # bucket of distance d = q - k, d = 0 .. max_len - 1
+        self.far_bucket = past[-1]
+        self.far_distance = next(d for d in range(len(past), 0, -1) if d == 1 or past[d - 2] != past[-1]) - 1
 
     def prepare(self, q_pos: torch.Tensor, k_pos: torch.Tensor) -> Any:
         return q_pos, k_pos
@@ -83,3 +89,6 @@ class RelativeBias(Positional):
             return score + table[h, k_pos[kv_idx] - q_pos[q_idx] + shift].to(score.dtype)
 
         return relative_bias
+
+    def far_bias(self, state: Any) -> tuple[int, torch.Tensor]:
+        return self.far_distance, self.weight[self.far_bucket]  # [h]

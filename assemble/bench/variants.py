@@ -84,11 +84,17 @@ def _peak_child(name: str, seq: int, device: str, steps: int) -> dict:
     """Run in a fresh process: the peak memory of ``steps`` training steps of one variant."""
     import stackform.assemble  # noqa: F401  (imported before the baseline: only the model's memory counts)
 
+    from .variant_peers import PEERS, Peer
+
     dev = torch.device(device)
-    overrides, pads = variants(seq)[name]
+    peer_of = {peer: variant for variant, (peer, _) in PEERS.items()}
     with open("/proc/self/statm") as handle:
         before = int(handle.read().split()[1]) * resource.getpagesize()
-    v = Variant(name, overrides, pads, seq, dev)
+    if name in peer_of:
+        v = Peer(peer_of[name], seq, dev)
+    else:
+        overrides, pads = variants(seq)[name]
+        v = Variant(name, overrides, pads, seq, dev)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
         resident = torch.cuda.memory_allocated(dev)
@@ -118,13 +124,18 @@ def peak_memory(name: str, seq: int, device: torch.device, threads: int) -> int:
 
 
 def run_variants(seqs: list[int], device: torch.device, repeats: int, warmup: int, memory: bool,
-                 log=print) -> list[dict]:
-    """Time every variant against plain at each length; returns the rows of the table."""
+                 log=print, with_peers: bool = False) -> list[dict]:
+    """Time every variant against plain at each length (and, ``with_peers``, Hugging Face's same
+    variant: variant_peers.py); returns the rows of the table."""
+    from .variant_peers import peers
+
     rows = []
     for seq in seqs:
-        names = list(variants(seq))
-        peaks = {n: peak_memory(n, seq, device, torch.get_num_threads()) for n in names} if memory else {}
         built = [Variant(name, o, p, seq, device) for name, (o, p) in variants(seq).items()]
+        others = peers([v.name for v in built], seq, device, log) if with_peers else []
+        names = [v.name for v in built + others]
+        peaks = {n: peak_memory(n, seq, device, torch.get_num_threads()) for n in names} if memory else {}
+        built += others
         for v in built:
             for _ in range(warmup):
                 v.step()
@@ -140,12 +151,16 @@ def run_variants(seqs: list[int], device: torch.device, repeats: int, warmup: in
         plain = built[0]
         for v in built:
             med = statistics.median(v.samples)
+            peer = next((p for p in others if p.variant == v.name), None)
             rows.append({
                 "seq": seq, "variant": v.name, "kernel": v.kernel, "median_s": med,
                 "spread": (max(v.samples) - min(v.samples)) / 2 / med,
                 "time_ratio": statistics.median(a / b for a, b in zip(v.samples, plain.samples)),
                 "peak_mb": peaks.get(v.name, 0) / 2**20,
                 "memory_ratio": peaks[v.name] / peaks[plain.name] if peaks else float("nan"),
+                # stackform's speed against Hugging Face's same variant (> 1: stackform is faster)
+                "vs_peer": statistics.median(a / b for a, b in zip(peer.samples, v.samples)) if peer else None,
+                "peer": peer.name if peer else None,
             })
         del built
     return rows
@@ -157,6 +172,10 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         lines.append(f"{r['seq']:>6}  {r['variant']:<22}{r['kernel']:<9}{r['median_s']:>8.3f}s{r['spread']:>7.1%}"
                      f"{r['time_ratio']:>7.2f}x{r['peak_mb']:>8.0f} MB{r['memory_ratio']:>7.2f}x")
+    for r in rows:
+        if r.get("vs_peer") is not None:
+            lines.append(f"T={r['seq']} {r['variant']}: stackform {r['vs_peer']:.2f}x the speed of {r['peer']} "
+                         "(median of paired ratios)")
     return "\n".join(lines)
 
 

@@ -36,7 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=nonnegative_int, default=3, help="untimed steps first")
     p.add_argument("--compile", nargs="?", const="default", default=None, choices=COMPILE_MODES, metavar="MODE",
                    help="torch.compile every model; MODE: " + ", ".join(COMPILE_MODES) + " (default: default)")
-    p.add_argument("--peers", action="store_true", help="also x-transformers and Hugging Face GPT-2 if installed")
+    p.add_argument("--peers", action="store_true", help="also x-transformers and Hugging Face GPT-2 if installed; "
+                   "with --variants: Hugging Face's Mistral, BLOOM and T5 against the same variant")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--variants", action="store_true",
                    help="masks and position biases (alibi, T5 bias, sliding window, prefix LM, padding) against "
@@ -111,12 +112,15 @@ def run_variants_cli(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     seqs = [args.seq] if args.seq else ([8192] if device.type == "cuda" else [1024, 4096])
+    if args.peers and device.type != "cuda" and not args.seq:
+        raise StackformError("bench --variants --peers: on cpu give --seq (a short one, e.g. --seq 256: a dry run "
+                             "of the Hugging Face comparison, which is meant for --device cuda)")
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"bench --variants: decoder d_model 256 x 2 layers, 8 heads, batch 1, forward + backward, "
           f"{torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'} "
           f"({torch.get_num_threads()} threads), torch {torch.__version__}, load average {load}")
     _warn_if_busy()
-    rows = run_variants(seqs, device, args.repeats, args.warmup, memory=True)
+    rows = run_variants(seqs, device, args.repeats, args.warmup, memory=True, with_peers=args.peers)
     print(table(rows))
     print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     return 0

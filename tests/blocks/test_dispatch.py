@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import pytest
@@ -13,6 +14,7 @@ from stackform.blocks import Mask, dispatch, kernels
 from stackform.blocks.context import AttentionContext
 from stackform.blocks.masks import Causal, SlidingWindow
 from stackform.blocks.positional import ALiBi
+from stackform.blocks.relative import RelativeBias
 from stackform.registry import BlockParams, Dims
 
 DIMS = Dims(d_model=16, n_heads=2, head_dim=8, max_len=4096, n_layers=1, vocab_size=23, dropout=0.0, causal=True)
@@ -45,9 +47,12 @@ CAUSAL = Causal(DIMS, BlockParams())
     ([CAUSAL], None, None, 4096, CPU, "sdpa"),  # the default path is untouched
     ([CAUSAL], None, None, 4096, CUDA, "sdpa"),
     ([], None, None, 4096, CPU, "sdpa"),
-    ([CAUSAL], ALiBi(DIMS, BlockParams()), None, 4096, CPU, "chunked"),
+    ([CAUSAL], ALiBi(DIMS, BlockParams()), None, 4096, CPU, "folded"),  # into q and k, then sdpa is_causal
+    ([CAUSAL], RelativeBias(DIMS, RelativeBias.Params()), None, 4096, CPU, "far_near"),
+    ([CAUSAL], RelativeBias(DIMS, RelativeBias.Params()), 256, 4096, CPU, "blocked"),  # a window: not far_near
+    ([CAUSAL], RelativeBias(DIMS, RelativeBias.Params()), None, 200, CPU, "dense"),  # no room for the band
     ([CAUSAL], ALiBi(DIMS, BlockParams()), None, 4096, CUDA, "flex"),
-    ([CAUSAL], ALiBi(DIMS, BlockParams()), None, 64, CUDA, "dense"),  # short: below the crossover
+    ([CAUSAL], ALiBi(DIMS, BlockParams()), None, 64, CUDA, "folded"),  # short: below flex's crossover
     ([CAUSAL, SlidingWindow(DIMS, SlidingWindow.Params(window=256))], None, None, 4096, CPU, "blocked"),
     ([CAUSAL], None, 256, 4096, CPU, "blocked"),  # an attention layer's own window
     ([CAUSAL, SlidingWindow(DIMS, SlidingWindow.Params(window=256))], None, None, 600, CPU, "chunked"),
@@ -63,6 +68,18 @@ def test_the_dispatcher_picks(masks, positional, window, t, device, want):
     else:
         assert dispatch.choose(plan, device, grad=True, dropout=0.0, need_weights=False) == want
     assert dispatch.choose(plan, device, grad=True, dropout=0.0, need_weights=True) == "explicit"
+
+
+def test_a_key_bias_folds_only_where_exact():
+    """ALiBi folds into q and k under masks that hide the future, in dtypes precise enough at that length."""
+    alibi = ALiBi(DIMS, BlockParams())
+    assert dispatch.choose(_plan([CAUSAL], 4096, alibi), CPU, True, 0.0, False, torch.float32) == "folded"
+    assert dispatch.choose(_plan([CAUSAL], 4096, alibi), CPU, True, 0.0, False, torch.bfloat16) != "folded"
+    assert dispatch.choose(_plan([CAUSAL], 4096, alibi), CPU, True, 0.1, False, torch.float32) == "folded"
+    long = dataclasses.replace(DIMS, max_len=1 << 20)
+    assert dispatch.choose(_plan([CAUSAL], 1 << 20, ALiBi(long, BlockParams())), CPU, True, 0.0, False,
+                           torch.float32) != "folded"  # slope x T too large for float32's rounding
+    assert dispatch.choose(_plan([Sinks()], 4096, alibi), CPU, True, 0.0, False) != "folded"  # keys ahead
 
 
 def test_flex_is_never_picked_where_it_cannot_run():
@@ -110,7 +127,7 @@ def test_a_registered_plugin_mask_gets_the_fast_kernel_in_a_model(monkeypatch):
         fast = model(ids)
         with dispatch.force("dense"):
             slow = model(ids)
-        assert picked[0] == "chunked"
+        assert picked[:2] == ["folded", "chunked"]  # ALiBi goes into q and k, the plugin's mask to chunked
         torch.testing.assert_close(fast, slow, rtol=1e-4, atol=1e-5)
     finally:
         registry.unregister("mask", "test_dilated")

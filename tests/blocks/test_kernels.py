@@ -17,11 +17,11 @@ import torch
 
 from stackform import registry
 from stackform.assemble import assemble
-from stackform.blocks import dispatch, kernels
+from stackform.blocks import dispatch, far_near, kernels
 from variants import VOCAB, base_spec
 
 TOL = dict(rtol=1e-4, atol=1e-5)  # float32; the kernels only reorder sums
-KERNELS = ["blocked", "chunked", "flex"]  # flex: forward only on CPU (no backward there)
+KERNELS = ["blocked", "chunked", "folded", "far_near", "flex"]  # flex: forward only on CPU (no backward there)
 MASKS = [e for e in registry.list_blocks() if e.kind == "mask"]
 POSITIONALS = [e for e in registry.list_blocks() if e.kind == "positional"]
 
@@ -30,6 +30,7 @@ POSITIONALS = [e for e in registry.list_blocks() if e.kind == "positional"]
 def small_blocks(monkeypatch):
     monkeypatch.setattr(kernels, "CHUNK", 4)
     monkeypatch.setattr(kernels, "MIN_BLOCK", 4)
+    monkeypatch.setattr(far_near, "ALIGN", 1)
     warnings.filterwarnings("ignore", message=".*flex_attention called without torch.compile.*")
 
 
@@ -123,7 +124,7 @@ def test_kv_cache_steps_match_one_pass(case):
     ids = inputs[-1]
     with torch.no_grad(), dispatch.force("dense"):
         whole = model(*inputs)
-    for kernel in ("chunked", "blocked", "dense", "flex"):
+    for kernel in ("chunked", "blocked", "folded", "dense", "flex"):
         cache = model.new_cache()
         steps = [ids[:, :6]] + [ids[:, t:t + 1] for t in range(6, ids.shape[1])]
         outs = []
