@@ -5,7 +5,9 @@ validation loss at equal tokens. Run through bench_packing.py (``--task mlm`` / 
     python tests/benchmarks/bench_packing.py --task mlm [--folder DIR] [...]
 
 - seq2seq: transformer-tiny on the builtin ``numbers`` task; ``padded``: one pair per row (the
-  default), ``packed``: ``train.packing`` rows of several pairs; 32 rows per batch either way.
+  default), ``packed``: ``train.packing`` rows of several pairs; 32 rows per batch either way;
+  ``packed16``: packed, 16 rows (about the 32 pairs per step of ``padded``: at equal tokens, as
+  many optimizer steps).
 - mlm: bert-tiny on a text folder of files of mixed lengths (``--folder``, else 400 files of 16 B to
   4 KB cut from pydoc's topics, lengths log-uniform); ``plain``: windows of the stream across files
   (the default), ``packed``: the same windows with document ids, ``padded``: one file (or a
@@ -98,7 +100,9 @@ def setup(task_name: str, folder: str | None, cache: Path):
     if task_name == "seq2seq":
         base = ["train.max_minutes=null", "train.eval_steps=8"]  # 256 validation pairs
         specs = {"padded": load_spec("transformer-tiny", base),
-                 "packed": load_spec("transformer-tiny", base + ["train.packing=true"])}
+                 "packed": load_spec("transformer-tiny", base + ["train.packing=true"]),
+                 # about as many pairs per step as padded (a packed row holds ~2 numbers pairs)
+                 "packed16": load_spec("transformer-tiny", base + ["train.packing=true", "train.batch_size=16"])}
         tasks = {name: load_task(s) for name, s in specs.items()}
         print(f"builtin 'numbers': {len(tasks['padded'].train)} training pairs, {len(tasks['padded'].val)} validation")
         return specs, tasks
@@ -116,7 +120,6 @@ def setup(task_name: str, folder: str | None, cache: Path):
 
 def speed(specs, tasks, repeats: int, steps: int) -> None:
     pad = next(iter(specs.values())).model.pad_id
-    batch = next(iter(specs.values())).train.batch_size
     models = {}
     for name, s in specs.items():
         model = assemble(s, seed=0).train()
@@ -129,25 +132,24 @@ def speed(specs, tasks, repeats: int, steps: int) -> None:
             real = total = 0
             start = time.perf_counter()
             for _ in range(steps):
-                b = tasks[name].train_batch(batch)
+                b = tasks[name].train_batch(s.train.batch_size)
                 _step(model, opt, s, b)
                 r, t = _tokens(b, pad)
                 real, total = real + r, total + t
             rates[name].append(real / (time.perf_counter() - start))
             pads[name].append(1 - real / total)
     print(f"threads {torch.get_num_threads()}, load average {os.getloadavg()}, {repeats} x {steps} steps, "
-          f"{batch} rows per batch")
+          f"rows per batch: " + ", ".join(f"{name} {s.train.batch_size}" for name, s in specs.items()))
     first = next(iter(rates))
     base = statistics.median(rates[first])
     for name, r in rates.items():
-        print(f"{name:>7}: {statistics.median(r):8.0f} tok/s (min {min(r):.0f}, max {max(r):.0f}; "
+        print(f"{name:>8}: {statistics.median(r):8.0f} tok/s (min {min(r):.0f}, max {max(r):.0f}; "
               f"{statistics.median(r) / base:.2f}x {first}), padding {100 * statistics.mean(pads[name]):.1f}%")
 
 
 def equal_tokens(specs, tasks, train_tokens: int, lr: float = 1e-3) -> None:
     """Each mode from the same init until ``train_tokens`` real tokens went in; validation metrics."""
     pad = next(iter(specs.values())).model.pad_id
-    batch = next(iter(specs.values())).train.batch_size
     cpu = torch.device("cpu")
     for name, s in specs.items():
         torch.manual_seed(0)
@@ -156,11 +158,11 @@ def equal_tokens(specs, tasks, train_tokens: int, lr: float = 1e-3) -> None:
         seen = steps = 0
         start = time.perf_counter()
         while seen < train_tokens:
-            b = tasks[name].train_batch(batch)
+            b = tasks[name].train_batch(s.train.batch_size)
             _step(model, opt, s, b)
             seen, steps = seen + _tokens(b, pad)[0], steps + 1
         took = time.perf_counter() - start
-        line = f"{name:>7}: {steps} steps, {seen} tokens, {took:.0f} s;"
+        line = f"{name:>8}: {steps} steps, {seen} tokens, {took:.0f} s;"
         evals = [("val", tasks["packed"], specs["packed"])]
         if "plain" in specs:
             evals = [("val per document", tasks["packed"], specs["packed"]),
