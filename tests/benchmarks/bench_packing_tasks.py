@@ -178,6 +178,7 @@ def main(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("STACKFORM_CACHE", str(Path(tmp) / "cache"))
         specs, tasks = setup(args.task, args.folder, Path(tmp))
-        speed(specs, tasks, args.repeats, args.steps)
+        if args.repeats:
+            speed(specs, tasks, args.repeats, args.steps)
         if args.train_tokens:
             equal_tokens(specs, tasks, args.train_tokens)
