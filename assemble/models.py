@@ -111,21 +111,25 @@ class StackformModel(nn.Module):
                 bad = low if low < 0 else high
                 raise ModelInputError(f"token_type_ids: type {bad} is outside [0, {types.n_types})")
 
-    def _check_documents(self, ids: torch.Tensor, documents: object, cache: object) -> None:
-        """``document_ids`` [b, t] (packed sequences): integers, the shape of the ids, no KV cache."""
+    def _check_documents(self, ids: torch.Tensor, documents: object, cache: object, name: str = "document_ids",
+                         stack: Stack | None = None) -> None:
+        """``documents`` [b, t] (packed sequences): integers, the shape of the ids, no KV cache, and a
+        positional block of ``stack`` whose positions can restart at each document."""
         if documents is None:
             return
         if cache is not None:
-            raise ModelInputError("document_ids: packed documents are for training and scoring, not a KV cache")
+            raise ModelInputError(f"{name}: packed documents are for training and scoring, not a KV cache")
         if not isinstance(documents, torch.Tensor) or tuple(documents.shape) != tuple(ids.shape):
             shape = getattr(documents, "shape", type(documents).__name__)
-            raise ModelInputError(f"document_ids: shape {shape} does not match input_ids {tuple(ids.shape)}")
+            raise ModelInputError(f"{name}: shape {shape} does not match {tuple(ids.shape)} (the ids)")
         if documents.dtype not in INTEGER_IDS:
-            raise ModelInputError(f"document_ids: expected integers (torch.long or torch.int32), got {documents.dtype}")
-        check_device(documents, "document_ids", ids.device, "the ids")
-        positional = self.stack.positional
+            raise ModelInputError(f"{name}: expected integers (torch.long or torch.int32), got {documents.dtype}")
+        check_device(documents, name, ids.device, "the ids")
+        if stack is None:
+            return
+        positional = stack.positional
         if positional.biases and not positional.relative_scores:
-            raise ModelInputError(f"document_ids: the positional block ({type(positional).__name__}) biases scores by "
+            raise ModelInputError(f"{name}: the positional block ({type(positional).__name__}) biases scores by "
                                   "absolute positions, which cannot restart at each packed document")
 
     def num_parameters(self) -> int:
@@ -161,7 +165,7 @@ class DecoderModel(StackformModel):
         logits: bool = True,
     ) -> torch.Tensor | ModelOutput:
         offset = cache.offset if isinstance(cache, Cache) else 0
-        self._check_documents(input_ids, document_ids, cache)
+        self._check_documents(input_ids, document_ids, cache, stack=self.stack)
         self._check_ids(input_ids, "input_ids", offset)
         b, t = input_ids.shape
         if cache is not None:
@@ -187,6 +191,7 @@ class EncoderModel(StackformModel):
     """Bidirectional encoder with an MLM head: ``model(input_ids, attention_mask=None) -> logits``.
 
     ``token_type_ids`` [b, t] picks token-type embeddings when the spec has ``token_type`` (BERT).
+    ``document_ids`` [b, t] (packed documents): attention stays within a document, positions restart.
     """
 
     def __init__(self, spec: Spec, embed: TokenEmbedding, stack: Stack, head: LMHead):
@@ -199,15 +204,17 @@ class EncoderModel(StackformModel):
         attention_mask: torch.Tensor | None = None,
         *,
         token_type_ids: torch.Tensor | None = None,
+        document_ids: torch.Tensor | None = None,
         return_hidden: bool = False,
         return_attention: bool = False,
         logits: bool = True,
     ) -> torch.Tensor | ModelOutput:
         self._check_ids(input_ids, "input_ids")
         self._check_token_types(input_ids, token_type_ids)
+        self._check_documents(input_ids, document_ids, None, stack=self.stack)
         padding = self._key_padding(input_ids, attention_mask, "attention_mask", self.stack)
-        ctx = self.stack.context(input_ids.shape[1], 0, input_ids.device, padding)
-        x = self.embed(input_ids, self.stack.positional, ctx.info.q_pos, token_type_ids)
+        ctx = self.stack.context(input_ids.shape[1], 0, input_ids.device, padding, None, document_ids)
+        x = self.embed(input_ids, self.stack.positional, ctx.positions, token_type_ids)
         weights = [] if return_attention else None
         h = self.stack(x, ctx, weights=weights)
         out = self.head(h) if logits else None
@@ -217,7 +224,12 @@ class EncoderModel(StackformModel):
 
 
 class EncoderDecoderModel(StackformModel):
-    """``model(src_ids, tgt_ids, src_mask=None, tgt_mask=None) -> logits [b, t_tgt, vocab]``."""
+    """``model(src_ids, tgt_ids, src_mask=None, tgt_mask=None) -> logits [b, t_tgt, vocab]``.
+
+    Packed pairs: ``src_document_ids`` [b, s] and ``tgt_document_ids`` [b, t] (given together) keep
+    each side's self-attention within a document and a target's cross-attention on its own source
+    (the document mask compares the decoder's ids with the encoder's); positions restart on both sides.
+    """
 
     def __init__(self, spec: Spec, src_embed: TokenEmbedding, tgt_embed: TokenEmbedding,
                  encoder: Stack, decoder: Stack, head: LMHead):
@@ -230,32 +242,41 @@ class EncoderDecoderModel(StackformModel):
         return Cache([(LayerCache(), LayerCache()) for _ in self.decoder.layers], owner=weakref.ref(self))
 
     def encode(self, src_ids: torch.Tensor, src_mask: torch.Tensor | None = None,
-               weights: list | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """src [b, s] -> (memory [b, s, d], source padding [b, s] or None)."""
+               weights: list | None = None, documents: torch.Tensor | None = None,
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """src [b, s] -> (memory [b, s, d], source padding [b, s] or None); ``documents`` [b, s]: packed sources."""
         self._check_ids(src_ids, "src_ids")
+        self._check_documents(src_ids, documents, None, "src_document_ids", self.encoder)
         padding = self._key_padding(src_ids, src_mask, "src_mask", self.encoder)
-        ctx = self.encoder.context(src_ids.shape[1], 0, src_ids.device, padding)
-        x = self.src_embed(src_ids, self.encoder.positional, ctx.info.q_pos)
+        ctx = self.encoder.context(src_ids.shape[1], 0, src_ids.device, padding, None, documents)
+        x = self.src_embed(src_ids, self.encoder.positional, ctx.positions)
         return self.encoder(x, ctx, weights=weights), padding
 
     def decode(self, tgt_ids: torch.Tensor, memory: torch.Tensor, memory_padding: torch.Tensor | None,
                tgt_mask: torch.Tensor | None = None, cache: Cache | None = None,
-               weights: list | None = None) -> torch.Tensor:
-        """tgt [b, t] attending to memory -> hidden states [b, t, d]."""
+               weights: list | None = None, documents: torch.Tensor | None = None,
+               memory_documents: torch.Tensor | None = None) -> torch.Tensor:
+        """tgt [b, t] attending to memory -> hidden states [b, t, d]. Packed pairs: ``documents`` [b, t]
+        of the targets and ``memory_documents`` [b, s] of their sources."""
         check_memory(memory, memory_padding, self.spec.model.d_model, self._device())
         offset = cache.offset if isinstance(cache, Cache) else 0
         self._check_ids(tgt_ids, "tgt_ids", offset, batch=memory.shape[0])
+        if (documents is None) != (memory_documents is None):
+            raise ModelInputError("src_document_ids and tgt_document_ids: packed pairs need both or neither")
+        self._check_documents(tgt_ids, documents, cache, "tgt_document_ids", self.decoder)
+        self._check_documents(memory[..., 0], memory_documents, cache, "src_document_ids")
         t = tgt_ids.shape[1]
         if cache is not None:
             bind_cache(cache, self, len(self.decoder.layers), tgt_ids.shape[0], tgt_ids.device, memory.shape[1])
         padding = self._key_padding(tgt_ids, tgt_mask, "tgt_mask", self.decoder, offset + t)
         if cache is not None:
             padding = cache.key_padding(padding, t, full=tgt_mask is not None)
-        ctx = self.decoder.context(t, offset, tgt_ids.device, padding)
+        ctx = self.decoder.context(t, offset, tgt_ids.device, padding, None, documents)
         s = memory.shape[1]
         positions = torch.arange(s, device=memory.device)
-        memory_ctx = type(ctx)(None, [], ctx.info.q_pos, positions, memory_padding)
-        x = self.tgt_embed(tgt_ids, self.decoder.positional, ctx.info.q_pos)
+        memory_ctx = type(ctx)(None, [], ctx.info.q_pos, positions, memory_padding, documents=memory_documents,
+                               query_documents=documents)  # packed: a target sees its own source only
+        x = self.tgt_embed(tgt_ids, self.decoder.positional, ctx.positions)
         h = self.decoder(x, ctx, memory, memory_ctx, cache.layers if cache is not None else None, weights)
         if cache is not None:
             cache.offset += t
@@ -270,6 +291,8 @@ class EncoderDecoderModel(StackformModel):
         *,
         cache: Cache | None = None,
         memory: tuple[torch.Tensor, torch.Tensor | None] | None = None,
+        src_document_ids: torch.Tensor | None = None,
+        tgt_document_ids: torch.Tensor | None = None,
         return_hidden: bool = False,
         return_attention: bool = False,
         logits: bool = True,
@@ -277,9 +300,11 @@ class EncoderDecoderModel(StackformModel):
         enc_weights = [] if return_attention else None
         if memory is not None and (not isinstance(memory, (tuple, list)) or len(memory) != 2):
             raise ModelInputError(f"memory: expected (states, padding) as model.encode returns, got {describe(memory)}")
-        memory_states, memory_padding = memory if memory is not None else self.encode(src_ids, src_mask, enc_weights)
+        memory_states, memory_padding = memory if memory is not None else \
+            self.encode(src_ids, src_mask, enc_weights, src_document_ids)
         dec_weights = [] if return_attention else None
-        h = self.decode(tgt_ids, memory_states, memory_padding, tgt_mask, cache, dec_weights)
+        h = self.decode(tgt_ids, memory_states, memory_padding, tgt_mask, cache, dec_weights,
+                        tgt_document_ids, src_document_ids)
         out = self.head(h) if logits else None
         if not (return_hidden or return_attention or cache is not None or not logits):
             return out

@@ -32,11 +32,12 @@ class AttentionContext:
         documents: torch.Tensor | None = None,
         n_heads: int | None = None,
         positions: torch.Tensor | None = None,
+        query_documents: torch.Tensor | None = None,
     ):
         self.positional = positional
         self.n_heads = n_heads  # for score_mods evaluated outside a layer call (``bias``)
         self.masks = masks
-        self.info = MaskInfo(q_pos, k_pos, key_padding, prefix_len, documents)
+        self.info = MaskInfo(q_pos, k_pos, key_padding, prefix_len, documents, query_documents)
         self.rotates = positional is not None and positional.rotates
         # ``positions`` [b, t]: positions that restart at each packed document (None: the row positions)
         self.positions = q_pos if positions is None else positions

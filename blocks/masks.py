@@ -28,6 +28,9 @@ class MaskInfo:
     key_padding: torch.Tensor | None  # [b, k] bool, True = real token
     prefix_len: torch.Tensor | None = None  # [b] prefix lengths for prefix_lm, when given per call
     documents: torch.Tensor | None = None  # [b, k] document id of every key position (packed sequences)
+    # [b, q] document id of every query when the queries are another sequence than the keys
+    # (cross-attention of packed pairs: the decoder's ids against the encoder's); None: ``documents``
+    query_documents: torch.Tensor | None = None
 
 
 class Mask(nn.Module):
@@ -163,7 +166,9 @@ class PrefixLM(Mask):
 class Document(Mask):
     """A query sees only keys of its own document (packed sequences: ``document_ids`` of the call).
 
-    Added by the stack whenever a call carries document ids and no mask of the spec reads them."""
+    Added by the stack whenever a call carries document ids and no mask of the spec reads them. In
+    cross-attention the queries' ids (``info.query_documents``, the decoder's) are compared with the
+    keys' (the encoder's): a target sees only its own source."""
 
     uses_documents = True
 
@@ -174,4 +179,5 @@ class Document(Mask):
         return info.documents is not None
 
     def allowed(self, b, h, q_idx, kv_idx, info):
-        return info.documents[b, q_idx] == info.documents[b, kv_idx]
+        queries = info.query_documents if info.query_documents is not None else info.documents
+        return queries[b, q_idx] == info.documents[b, kv_idx]

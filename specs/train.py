@@ -133,8 +133,9 @@ class TrainSpec(_Strict):
     keep_best: bool = Field(False, description="also keep best.safetensors: the weights of the best validation "
                                                "loss so far")
     packing: bool = Field(
-        False, description="causal_lm: windows packed with whole documents, attention and positions kept "
-                           "within each document, no loss across a boundary (docs/training.md)")
+        False, description="windows packed with whole documents (causal_lm, mlm) or rows with several "
+                           "(source, target) pairs (seq2seq), attention and positions kept within each "
+                           "document, no loss across a boundary (docs/training.md)")
     packing_separator: str | None = Field(
         None, min_length=1, description="builtin data with packing: also split its documents at this text "
                                         "(documents are otherwise the files of a folder, pydoc's topics)")
@@ -162,10 +163,11 @@ class TrainSpec(_Strict):
                                   "or source_field and target_field)")
         if self.task in ("causal_lm", "mlm") and pairs:
             return "train.data", f"{what} is made of pairs (seq2seq); task {self.task} needs text (pydoc or type: text)"
-        if self.packing and self.task != "causal_lm":
-            return "train.packing", f"packing is supported for task causal_lm only, not yet for {self.task}"
         if self.packing_separator is not None and not self.packing:
             return "train.packing_separator", "a packing separator needs packing: true"
+        if self.packing_separator is not None and pairs:
+            return ("train.packing_separator", f"{what}: seq2seq packs whole pairs (a line, a generated pair); "
+                    "a separator splits text documents only")
         if self.packing_separator is not None and data.type != "builtin":
             return ("train.packing_separator", f"{what}: the documents are the files or records (each ends with eos); "
                     "a separator applies to builtin data only")

@@ -53,7 +53,7 @@ def load_task(spec: Spec) -> "TextTask | PairTask":
             pairs, source = record_pairs(data, model.max_len), data.path
         else:
             pairs, source = generated_pairs(data, train.seed), f"builtin '{data.name}'"
-        return PairTask(*pairs, tok, model.max_len, seed=seed, source=source)
+        return PairTask(*pairs, tok, model.max_len, seed=seed, source=source, packing=train.packing)
     return TextTask(load_split(spec), train.task, train.seq_len or model.max_len, seed=seed,
                     mask_id=tok.mask_id, mlm_probability=train.mlm_probability,
                     eos_id=tok.eos_id if train.packing else None)

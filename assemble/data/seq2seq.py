@@ -10,6 +10,7 @@ import torch
 from ..tokenizer import ByteTokenizer
 from .errors import DataError
 from .mlm import IGNORE
+from .packed_pairs import PackedPairs
 from .pairs import Pairs
 
 Batch = dict[str, torch.Tensor]
@@ -53,17 +54,24 @@ class PairTensors:
 
 
 class PairTask:
-    """``seq2seq``: random training pairs; the validation pairs in order."""
+    """``seq2seq``: random training pairs; the validation pairs in order.
+
+    ``packing`` (``train.packing``): each training row packs several pairs (``packed_pairs.py``);
+    validation stays one pair per row, so its loss and exact match mean what they do unpacked."""
 
     task = "seq2seq"
 
-    def __init__(self, train: Pairs, val: Pairs, tok: ByteTokenizer, max_len: int, *, seed: int, source: str):
+    def __init__(self, train: Pairs, val: Pairs, tok: ByteTokenizer, max_len: int, *, seed: int, source: str,
+                 packing: bool = False):
         self.train_pairs, self.val_pairs, self.source = train, val, source
         self.train = PairTensors(train, tok, max_len, source, "training")
         self.val = PairTensors(val, tok, max_len, source, "validation")
         self.generator = torch.Generator().manual_seed(seed)
+        self.packed = PackedPairs(self.train, max_len, tok.pad_id) if packing else None
 
     def train_batch(self, batch_size: int) -> Batch:
+        if self.packed is not None:
+            return self.packed.batch(self.packed.rows(batch_size, self.generator))
         index = torch.randint(0, len(self.train), (batch_size,), generator=self.generator)
         return self.train.batch(index)
 

@@ -19,9 +19,10 @@ class TextTask:
     """``causal_lm``: inputs are a window, labels the window shifted by one.
     ``mlm``: inputs are a masked window, labels the original ids at the masked positions.
 
-    ``eos_id`` (``train.packing``, causal_lm): every window packs the documents of the stream (each
-    ends with eos) and carries ``document_ids`` [b, t]; an eos's label (the next document's first
-    token) is IGNORE, so no loss crosses a boundary."""
+    ``eos_id`` (``train.packing``): every window packs the documents of the stream (each ends with
+    eos) and carries ``document_ids`` [b, t]. causal_lm: an eos's label (the next document's first
+    token) is IGNORE, so no loss crosses a boundary. mlm: the masking is unchanged (eos is never
+    masked); the document ids keep the encoder's attention and positions within each document."""
 
     def __init__(self, split: TokenSplit, task: str, seq_len: int, *, seed: int, mask_id: int | None = None,
                  mlm_probability: float = 0.15, eos_id: int | None = None):
@@ -49,6 +50,8 @@ class TextTask:
             return {"input_ids": windows[:, :-1], "labels": windows[:, 1:]}  # [b, t] each
         inputs, labels = mask_tokens(windows, mask_id=self.mask_id, generator=generator,
                                      probability=self.mlm_probability)
+        if self.eos_id is not None:
+            return {"input_ids": inputs, "labels": labels, "document_ids": document_ids(windows, self.eos_id)}
         return {"input_ids": inputs, "labels": labels}
 
     def train_batch(self, batch_size: int) -> Batch:
@@ -70,7 +73,11 @@ def packed_batch(windows: torch.Tensor, eos_id: int) -> Batch:
     """A causal_lm batch of packed documents from windows [b, t + 1] of an eos-separated stream:
     document ids count the eos tokens before each input; an eos predicts nothing (IGNORE)."""
     inputs, labels = windows[:, :-1], windows[:, 1:].clone()
-    ends = inputs == eos_id  # [b, t]: the last token of a document
-    labels[ends] = IGNORE
-    documents = ends.long().cumsum(dim=1) - ends.long()
-    return {"input_ids": inputs, "labels": labels, "document_ids": documents}
+    labels[inputs == eos_id] = IGNORE
+    return {"input_ids": inputs, "labels": labels, "document_ids": document_ids(inputs, eos_id)}
+
+
+def document_ids(ids: torch.Tensor, eos_id: int) -> torch.Tensor:
+    """[b, t]: the number of eos tokens before each position (an eos belongs to the document it ends)."""
+    ends = (ids == eos_id).long()  # [b, t]: the last token of a document
+    return ends.cumsum(dim=1) - ends

@@ -17,6 +17,9 @@ def to_device(batch: Batch, device: torch.device) -> Batch:
 
 def hidden_states(model: Callable, batch: Batch) -> torch.Tensor:
     """hidden [b, t, d] of the decoder (seq2seq: given the source) or of the stack."""
+    if "src_document_ids" in batch:  # packed pairs (train.packing)
+        return model(batch["src_ids"], batch["tgt_ids"], batch["src_mask"], batch["tgt_mask"], logits=False,
+                     src_document_ids=batch["src_document_ids"], tgt_document_ids=batch["tgt_document_ids"]).hidden
     if "src_ids" in batch:
         return model(batch["src_ids"], batch["tgt_ids"], logits=False).hidden
     if "document_ids" in batch:  # packed documents (train.packing)

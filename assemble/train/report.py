@@ -90,7 +90,7 @@ def mlm_samples(model, task, spec: Spec, device: torch.device, amp_dtype) -> lis
     tok = ByteTokenizer.for_model(spec.model)
     batch = to_device(next(task.eval_batches(spec.train.samples, 1)), device)
     with torch.no_grad(), autocast(device, amp_dtype):
-        guess = model(batch["input_ids"]).argmax(-1)
+        guess = model(batch["input_ids"], document_ids=batch.get("document_ids")).argmax(-1)  # (packing)
     lines = []
     for ids, labels, pred in zip(batch["input_ids"].tolist(), batch["labels"].tolist(), guess.tolist()):
         original = [lab if lab != IGNORE else i for i, lab in zip(ids, labels)]

@@ -1,6 +1,9 @@
 """Packing against padding and against plain (boundary-crossing) windows: tokens/s and padding share.
 
     python tests/benchmarks/bench_packing.py [--repeats 5] [--steps 4] [--separator '\n\n']
+    python tests/benchmarks/bench_packing.py --task mlm|seq2seq [--folder DIR] [--train-tokens N]
+
+(``--task mlm`` and ``--task seq2seq``: bench_packing_tasks.py.)
 
 The gpt-tiny model (rope, d_model 128, 4 layers) trains (forward + backward + AdamW) on pydoc
 windows of 128 tokens, batch 8, three ways alternated in one process:
@@ -57,7 +60,14 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--separator", default=None, help="train.packing_separator (e.g. a blank line)")
+    ap.add_argument("--task", choices=("causal_lm", "mlm", "seq2seq"), default="causal_lm")
+    ap.add_argument("--folder", default=None, help="mlm: a text folder (default: generated, mixed lengths)")
+    ap.add_argument("--train-tokens", type=int, default=0, help="mlm, seq2seq: validation loss at equal tokens")
     args = ap.parse_args()
+    if args.task != "causal_lm":
+        import bench_packing_tasks  # (this script's folder)
+
+        return bench_packing_tasks.main(args)
     torch.manual_seed(0)
     overrides = ["train.packing=true", "train.max_minutes=null"]
     if args.separator is not None:

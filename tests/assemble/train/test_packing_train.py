@@ -70,12 +70,13 @@ def test_a_packed_run_trains(tmp_path, make_spec):
 
 
 @pytest.mark.parametrize("kind, fields, expected", [
-    ("encoder", {"packing": True}, "train.packing: packing is supported for task causal_lm only, not yet for mlm"),
-    ("encoder_decoder", {"packing": True},
-     "train.packing: packing is supported for task causal_lm only, not yet for seq2seq"),
     ("decoder", {"packing_separator": "\n"}, "train.packing_separator: a packing separator needs packing: true"),
     ("decoder", {"packing": True, "packing_separator": "\n", "data": {"type": "text", "path": "x"}},
      "train.packing_separator: text data: the documents are the files"),
+    ("encoder", {"packing": True, "packing_separator": "\n", "data": {"type": "text", "path": "x"}},
+     "train.packing_separator: text data: the documents are the files"),
+    ("encoder_decoder", {"packing": True, "packing_separator": "\n"},
+     "train.packing_separator: builtin 'reverse': seq2seq packs whole pairs"),
     ("decoder", {"packing": True, "packing_separator": ""}, "train.packing_separator"),
 ])
 def test_spec_rules(make_spec, kind, fields, expected):
@@ -86,3 +87,8 @@ def test_spec_rules(make_spec, kind, fields, expected):
 
 def test_packing_is_off_by_default(make_spec):
     assert load_spec(make_spec()).train.packing is False
+
+
+@pytest.mark.parametrize("kind", ["decoder", "encoder", "encoder_decoder"])
+def test_every_task_accepts_packing(make_spec, kind):
+    assert load_spec(make_spec(kind, packing=True)).train.packing is True
