@@ -28,8 +28,12 @@ SPECIAL = ("pad_id", "bos_id", "eos_id", "mask_id")
 def tokenizer_problems(spec: Spec) -> list[tuple[str, str]]:
     """(key, message) for each way the spec's ids do not fit its tokenizer or the token cache."""
     model = spec.model
+    if spec.train.tokenizer.type != "bytes":
+        from .tokenizers.checks import vocab_tokenizer_problems
+
+        return vocab_tokenizer_problems(spec)
     if model.vocab_size < 256:
-        return [("model.vocab_size", f"the byte tokenizer (train.tokenizer: {spec.train.tokenizer}) needs "
+        return [("model.vocab_size", f"the byte tokenizer (train.tokenizer: {spec.train.tokenizer.type}) needs "
                                      f"vocab_size >= 256 (the byte values), the spec has {model.vocab_size}")]
     try:
         tok = ByteTokenizer.for_model(model)
