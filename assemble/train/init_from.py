@@ -75,7 +75,7 @@ def _stackform_state(path: Path) -> tuple[dict[str, torch.Tensor], ModelSpec, st
     for alias, stored in tied_aliases(metadata, file).items():
         if stored in header:
             header.setdefault(alias, header[stored])
-    return header, theirs, file
+    return header, theirs.model, file
 
 
 def load_init(model: torch.nn.Module, spec: Spec) -> str:
