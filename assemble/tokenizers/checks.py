@@ -8,6 +8,8 @@ import os
 from stackform.specs import Spec
 
 from .bpe import SPECIAL_IDS, SPECIALS
+
+MIN_VOCAB = 256 + len(SPECIALS)
 from .hf import TextTokenizer, TokenizerError
 from .resolve import spec_ids
 
@@ -18,6 +20,9 @@ def _bpe_problems(spec: Spec) -> list[tuple[str, str]]:
     if vocab > model.vocab_size:
         return [("train.tokenizer.vocab_size", f"{vocab} ids do not fit the model's vocab_size "
                                                f"({model.vocab_size}); lower it or raise model.vocab_size")]
+    if vocab < MIN_VOCAB:
+        return [("model.vocab_size", f"{vocab} is too small for a bpe tokenizer: its 256 byte tokens and "
+                                     f"{len(SPECIALS)} special tokens need {MIN_VOCAB}")]
     problems = []
     for (name, wanted), token in zip(SPECIAL_IDS.items(), SPECIALS):
         value = getattr(model, name)
