@@ -38,8 +38,8 @@ from .report import plot_curves, samples
 from .state import STATE_FILE, Counters, load_train_state
 from .summary import header, summary
 
-RUN_FILES = (MODEL_FILE, STATE_FILE, "metrics.jsonl", "spec.yaml", "curves.png", "samples.txt", "tokenizer.json",
-             "adapter.safetensors")
+RUN_FILES = (MODEL_FILE, STATE_FILE, "metrics.jsonl", "spec.yaml", "curves.png", "samples.txt")
+OPTIONAL_FILES = ("tokenizer.json", "adapter.safetensors")  # a vocabulary tokenizer's; LoRA's adapters
 # Files only a run has: a folder with run files but none of these (a lone spec.yaml) is the user's.
 RUN_EVIDENCE = (MODEL_FILE, STATE_FILE, "metrics.jsonl")
 
@@ -62,7 +62,9 @@ class TrainResult:
 
 def _resume_spec(resume: Path, spec: Any, overrides: Sequence[str]) -> Spec:
     if not resume.is_dir() or not any((resume / name).is_file() for name in (STATE_FILE, PENDING_FILE)):
-        raise TrainingError(f"--resume {resume}: not a run folder (needs {MODEL_FILE} and {STATE_FILE})")
+        hint = (f"; to fine-tune its weights, train it: stackform train {resume} [KEY=VALUE ...]"
+                if (resume / MODEL_FILE).is_file() and (resume / "spec.yaml").is_file() else "")
+        raise TrainingError(f"--resume {resume}: not a run folder (needs {MODEL_FILE} and {STATE_FILE}){hint}")
     pair = find_pair(resume)  # the model and the state of one save, or one line saying they are not
     _, meta = read_checkpoint(resume / MODEL_FILE)
     stored = spec_of(meta, str(resume / MODEL_FILE))
@@ -123,7 +125,7 @@ def is_run_file(name: str) -> bool:
     """A name a run writes in its folder: its files, its lock, and the hidden files of saving (the
     temporary ``.NAME.PID.RANDOM.tmp`` of each file, a pending ``.train_state.*``, ...), which
     all begin with a dot and the stem of a run file."""
-    own = (*RUN_FILES, LOCK_FILE)
+    own = (*RUN_FILES, *OPTIONAL_FILES, LOCK_FILE)
     if name in own:
         return True
     hidden = name.lstrip(".")
@@ -315,5 +317,5 @@ def _train(spec: Spec, out: Path, resume_dir: Path | None, ranks: Any, stop_at_s
     result = TrainResult(out, counters.step, stopped, metrics, trainer.elapsed(), spec, model, lines,
                          samples_error, counters.skipped)
     if not quiet and ranks.is_main:
-        print(printable(summary(result, RUN_FILES), keep="\n"))
+        print(printable(summary(result, RUN_FILES + OPTIONAL_FILES), keep="\n"))
     return result

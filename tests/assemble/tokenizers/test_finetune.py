@@ -135,3 +135,9 @@ def test_import_spec_yaml_fine_tunes_too(imported):
     assert spec.train.init_from == str(folder.resolve())
     assert spec.train.tokenizer.path == str(folder.resolve() / "tokenizer.json")
     assert not math.isnan(load_spec(str(folder / "spec.yaml")).model.vocab_size)
+
+
+def test_resume_of_an_import_points_to_train(imported):
+    folder, _ = imported
+    with pytest.raises(Exception, match=rf"not a run folder .*; to fine-tune its weights, train it: stackform train"):
+        train(resume=folder, quiet=True)
