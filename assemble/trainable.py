@@ -61,7 +61,10 @@ def tokenizer_problems(spec: Spec) -> list[tuple[str, str]]:
 def check_trainable(spec: Spec, device: torch.device, where: Callable[[str], str], allow_large: bool = False
                     ) -> list[tuple[str, str]]:
     """Every problem as (``file:line:col: key``, message); the memory check only without ``allow_large``."""
-    problems = [(f"{where(key)}{key}", message) for key, message in tokenizer_problems(spec)]
+    from .train.init_from import pattern_problems
+
+    found = tokenizer_problems(spec) + pattern_problems(spec)  # ids vs tokenizer; freeze / LoRA patterns
+    problems = [(f"{where(key)}{key}", message) for key, message in found]
     if not allow_large and not problems:
         try:
             check_training_fits(spec, device, where)

@@ -125,6 +125,32 @@ def freeze(model: torch.nn.Module, patterns: list[str]) -> int:
     return frozen
 
 
+def pattern_problems(spec: Spec) -> list[tuple[str, str]]:
+    """``train.freeze`` and ``train.lora.targets`` patterns that match nothing, found on a model built
+    on the meta device (no memory): (dotted key, message) each, for ``validate`` and ``train``."""
+    if not spec.train.freeze and spec.train.lora is None:
+        return []
+    from stackform.registry import StackformError
+
+    from ..build import build_model
+
+    plain = spec.model_copy(update={"train": spec.train.model_copy(update={"lora": None})})
+    with torch.device("meta"):
+        model = build_model(plain)
+    from .lora import lora_targets
+
+    problems = []
+    for active, check in ((spec.train.freeze, lambda: freeze(model, spec.train.freeze)),
+                          (spec.train.lora, lambda: lora_targets(model, spec.train.lora.targets))):
+        try:
+            if active:
+                check()
+        except StackformError as exc:
+            key, _, message = str(exc).partition(": ")
+            problems.append((key, message))
+    return problems
+
+
 def prepare(model: torch.nn.Module, spec: Spec, resumed: bool) -> list[str]:
     """init_from (not on a resume: the run's own weights are loaded) and freeze; lines for the header."""
     notes = []

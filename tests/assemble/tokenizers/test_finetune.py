@@ -141,3 +141,11 @@ def test_resume_of_an_import_points_to_train(imported):
     folder, _ = imported
     with pytest.raises(Exception, match=rf"not a run folder .*; to fine-tune its weights, train it: stackform train"):
         train(resume=folder, quiet=True)
+
+
+def test_validate_locates_patterns_that_match_nothing(capsys):
+    assert main(["validate", "gpt-tiny", 'train.freeze=["decoder.*"]', 'train.lora={targets: ["*attn.qkv", "x"]}']) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2
+    assert err[0].startswith("override 'train.freeze=") and "train.freeze.0: 'decoder.*' matches no parameter" in err[0]
+    assert err[1].startswith("override 'train.lora=") and "train.lora.targets.1: 'x' matches no linear layer" in err[1]
