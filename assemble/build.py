@@ -150,6 +150,14 @@ def _head(model: ModelSpec, side: str, embed: TokenEmbedding) -> nn.Module:
     return build_block(model.head, dims, tied=embed.weight if model.tie_embeddings else None)
 
 
+def _adapters(model, spec: Spec) -> None:
+    """``train.lora``: the registered adapters on the layers it names (assemble/train/lora.py)."""
+    if spec.train.lora is not None:
+        from .train.lora import apply_lora
+
+        apply_lora(model, spec)
+
+
 def build_model(spec: Spec, sample: bool = False) -> StackformModel:
     """Build the model a validated spec describes (on the current default device).
 
@@ -173,6 +181,7 @@ def build_model(spec: Spec, sample: bool = False) -> StackformModel:
         net = cls(spec, embed, stack, head)
         n_layers = model.n_layers_of(model.kind)
     init_weights(net, model.init, model.init_std, n_layers)
+    _adapters(net, spec)
     return net
 
 

@@ -183,6 +183,9 @@ def checkpoint_bytes(model: torch.nn.Module, path: str | os.PathLike, metadata: 
         TIED_KEY: json.dumps(tied, sort_keys=True),
         **(metadata or {}),
     }
+    named = getattr(model, "tokenizer_meta", None)  # the run's tokenizer.json, by name and SHA-256
+    if named:
+        meta.setdefault("stackform.tokenizer", named)
     meta[DIGEST_KEY] = digest(tensors, meta[SPEC_KEY], meta[TIED_KEY])
     return safetensors_bytes(tensors, metadata=meta)
 
@@ -332,6 +335,9 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu", dtype: tor
                    force_hint="load(..., allow_large=True) to build it anyway")
     model = build_model(spec)
     model.load_state_dict(tensors, strict=True)
+    from .tokenizers.resolve import attach
+
+    attach(model, path, metadata)  # model.tokenizer: the tokenizer.json the checkpoint names, if any
     return model.to(device=device, dtype=dtype) if dtype is not None else model.to(device)
 
 

@@ -8,7 +8,10 @@ from .errors import ModelInputError
 
 
 class ByteTokenizer:
-    """UTF-8 bytes as token ids 0..255; special ids come from the model spec (default 256, 257, 258)."""
+    """UTF-8 bytes as token ids 0..255; special ids come from the model spec (default 256, 257, 258).
+    Other tokenizers (``stackform.assemble.tokenizers``) offer the same methods."""
+
+    kind = "bytes"
 
     def __init__(self, pad_id: int = 256, bos_id: int = 257, eos_id: int = 258, mask_id: int | None = None,
                  vocab_size: int = 259):
@@ -32,6 +35,26 @@ class ByteTokenizer:
     def encode(self, text: str, bos: bool = False, eos: bool = False) -> list[int]:
         ids = list(text.encode("utf-8"))
         return ([self.bos_id] if bos else []) + ids + ([self.eos_id] if eos else [])
+
+    def prompt(self, text: str) -> list[int]:
+        """The ids a generation starts from: eos (training streams end each document with it) + the text."""
+        return [self.eos_id] + self.encode(text)
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        return [self.encode(text) for text in texts]
+
+    def token_bytes(self, vocab_size: int) -> "np.ndarray":
+        """Bytes each id stands for ([vocab_size]): 1 for the byte ids, 0 for the special ids (bits per byte)."""
+        import numpy as np
+
+        lengths = np.zeros(vocab_size, dtype=np.int64)
+        lengths[: min(256, vocab_size)] = 1
+        return lengths
+
+    def label(self, token: int) -> str:
+        from .viz.tokens import token_label
+
+        return token_label(int(token), self)
 
     def decode(self, ids: list[int], stop_at_eos: bool = True) -> str:
         out = bytearray()

@@ -28,8 +28,12 @@ SPECIAL = ("pad_id", "bos_id", "eos_id", "mask_id")
 def tokenizer_problems(spec: Spec) -> list[tuple[str, str]]:
     """(key, message) for each way the spec's ids do not fit its tokenizer or the token cache."""
     model = spec.model
+    if spec.train.tokenizer.type != "bytes":
+        from .tokenizers.checks import vocab_tokenizer_problems
+
+        return vocab_tokenizer_problems(spec)
     if model.vocab_size < 256:
-        return [("model.vocab_size", f"the byte tokenizer (train.tokenizer: {spec.train.tokenizer}) needs "
+        return [("model.vocab_size", f"the byte tokenizer (train.tokenizer: {spec.train.tokenizer.type}) needs "
                                      f"vocab_size >= 256 (the byte values), the spec has {model.vocab_size}")]
     try:
         tok = ByteTokenizer.for_model(model)
@@ -57,7 +61,10 @@ def tokenizer_problems(spec: Spec) -> list[tuple[str, str]]:
 def check_trainable(spec: Spec, device: torch.device, where: Callable[[str], str], allow_large: bool = False
                     ) -> list[tuple[str, str]]:
     """Every problem as (``file:line:col: key``, message); the memory check only without ``allow_large``."""
-    problems = [(f"{where(key)}{key}", message) for key, message in tokenizer_problems(spec)]
+    from .train.init_from import pattern_problems
+
+    found = tokenizer_problems(spec) + pattern_problems(spec)  # ids vs tokenizer; freeze / LoRA patterns
+    problems = [(f"{where(key)}{key}", message) for key, message in found]
     if not allow_large and not problems:
         try:
             check_training_fits(spec, device, where)

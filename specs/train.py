@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, PositiveInt, Tag,
+                      model_validator)
 
 from .data_formats import HFDatasetData, JsonlData, ParquetData
 
@@ -56,6 +57,61 @@ DataSpec = Annotated[Union[BuiltinData, TextData, PairsData, JsonlData, ParquetD
 LOGGERS = ("jsonl", "csv", "tensorboard", "wandb")
 
 
+class BytesTokenizer(_Strict):
+    """UTF-8 bytes as ids 0..255, special ids from the model section (default 256, 257, 258)."""
+
+    type: Literal["bytes"] = "bytes"
+
+
+class BpeTokenizer(_Strict):
+    """Byte-level BPE trained on the training split once (cached), saved in the run folder as
+    tokenizer.json. Its special tokens come first: <pad> 0, <bos> 1, <eos> 2, <mask> 3."""
+
+    type: Literal["bpe"]
+    vocab_size: int | None = Field(None, ge=260, le=1 << 20, description="default: model.vocab_size")
+    min_frequency: PositiveInt = Field(2, description="pairs seen fewer times are not merged")
+
+
+class FileTokenizer(_Strict):
+    """A Hugging Face ``tokenizer.json`` (path relative to the spec file)."""
+
+    type: Literal["file"]
+    path: str = Field(min_length=1)
+
+
+class NoTokenizer(_Strict):
+    """Token ids only (an import without tokenizer.json): text in or out is refused, ids work."""
+
+    type: Literal["none"]
+
+
+def _tokenizer_tag(value: Any) -> Any:
+    return value if isinstance(value, str) else value.get("type") if isinstance(value, dict) else \
+        getattr(value, "type", None)
+
+
+def _tokenizer_shorthand(value: Any) -> Any:
+    return {"type": value} if isinstance(value, str) else value  # `tokenizer: bytes` = {type: bytes}
+
+
+TokenizerSpec = Annotated[
+    Union[Annotated[BytesTokenizer, Tag("bytes")], Annotated[BpeTokenizer, Tag("bpe")],
+          Annotated[FileTokenizer, Tag("file")], Annotated[NoTokenizer, Tag("none")]],
+    Discriminator(_tokenizer_tag), BeforeValidator(_tokenizer_shorthand),
+]
+
+
+class LoraSpec(_Strict):
+    """Low-rank adapters on named linear layers: W x + (alpha / rank) B A x, only A and B trained."""
+
+    rank: PositiveInt = Field(8, le=4096)
+    alpha: float = Field(16.0, gt=0)
+    targets: list[str] = Field(
+        default_factory=lambda: ["*attn.*"], min_length=1,
+        description="patterns (fnmatch) of linear layers' names, e.g. '*attn.*', 'stack.layers.[0-3].ffn.*'")
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+
 class OptimizerSpec(_Strict):
     """AdamW; no weight decay on norms, biases and embeddings."""
 
@@ -95,7 +151,15 @@ class TrainSpec(_Strict):
 
     task: Literal["causal_lm", "mlm", "seq2seq"] | None = None
     data: DataSpec | None = Field(None, description="default: builtin pydoc for text tasks, builtin numbers for seq2seq")
-    tokenizer: Literal["bytes"] = "bytes"
+    tokenizer: TokenizerSpec = Field(
+        default_factory=BytesTokenizer,
+        description="bytes (default), {type: bpe, vocab_size: N}, {type: file, path: tokenizer.json} or none")
+    init_from: str | None = Field(
+        None, min_length=1, description="start from these weights: a run folder, a .safetensors checkpoint or "
+                                        "an import-hf folder (relative to the spec file); the model must fit them")
+    freeze: list[str] = Field(
+        default_factory=list, description="patterns (fnmatch) of parameter names kept fixed, e.g. 'embed.*'")
+    lora: LoraSpec | None = Field(None, description="train low-rank adapters on these linear layers only")
     batch_size: PositiveInt = Field(
         32, description="sequences per micro-batch (a step sees batch_size * grad_accum); "
                         "the global batch under torchrun, split evenly across processes")

@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("compare", "overlay the loss curves of runs, their spec differences in the legend"),
     "import-hf": ("hf", "read a Hugging Face folder (GPT-2, BERT, LLaMA, T5, Qwen3, Gemma, ...: docs/interop.md) into a spec + checkpoint"),
     "export-hf": ("hf", "write a checkpoint as a Hugging Face folder that from_pretrained loads"),
+    "merge-lora": ("merge_lora", "fold a LoRA run's adapters into its weights: a plain checkpoint folder"),
     "sweep": ("sweep", "train a grid of spec variants x seeds on one budget; a table with paired tests, a picture"),
     "bench": ("bench", "training-step speed of stackform vs hand-written PyTorch (and peers), side by side"),
 }

@@ -12,7 +12,7 @@ from stackform.assemble.checkpoint import load
 from stackform.assemble.generation import GenerationError, generate, generate_seq2seq
 from stackform.assemble.generation.checks import not_generative
 from stackform.assemble.models import DecoderModel, EncoderDecoderModel
-from stackform.assemble.tokenizer import ByteTokenizer
+from stackform.assemble.tokenizers.resolve import tokenizer_of
 from stackform.registry import StackformError, printable
 
 
@@ -28,6 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", metavar="RUN_OR_CKPT", help="a run folder with model.safetensors, or a .safetensors file")
     p.add_argument("--prompt", help="text to continue (decoder models); default: start a new document")
     p.add_argument("--src", help="source text to transform (encoder-decoder models)")
+    p.add_argument("--ids", metavar="I,J,...", help="token ids to continue instead of --prompt (any decoder, "
+                                                   "also one without a tokenizer); prints ids unless it has one")
     p.add_argument("--max-new", type=int, default=200, metavar="N", help="new tokens at most (default 200)")
     p.add_argument("--temperature", type=float, metavar="T",
                    help="0 = greedy (default 1.0 for decoders, 0 for encoder-decoders)")
@@ -99,13 +101,46 @@ def _check_flags(args: argparse.Namespace, model: object) -> None:
         raise not_generative(args.checkpoint, model)
 
 
+def parse_ids(text: str, vocab_size: int) -> list[int]:
+    """``--ids 464,3290``: token ids, each below the model's vocab_size."""
+    try:
+        ids = [int(part) for part in text.replace(" ", ",").split(",") if part]
+    except ValueError:
+        raise GenerationError(f"--ids {text[:40]!r}: not a list of integers (e.g. --ids 464,3290)") from None
+    if not ids:
+        raise GenerationError("--ids: empty; give at least one token id")
+    bad = [i for i in ids if not 0 <= i < vocab_size]
+    if bad:
+        raise GenerationError(f"--ids: {bad[0]} is not a token id of this model (0 to {vocab_size - 1})")
+    return ids
+
+
+def _continue_ids(args: argparse.Namespace, model, device: torch.device, sampling: dict) -> int:
+    """``--ids``: continue these ids; print the new ids, or their text when the model has a tokenizer."""
+    if args.prompt is not None:
+        raise GenerationError("--ids: give either --prompt (text) or --ids (token ids), not both")
+    if isinstance(model, EncoderDecoderModel):
+        raise GenerationError("--ids: for decoder models; give an encoder-decoder its source with --src")
+    ids = torch.tensor([parse_ids(args.ids, model.spec.model.vocab_size)], device=device)  # [1, t]
+    out = generate(model, ids, args.max_new, temperature=1.0 if args.temperature is None else args.temperature,
+                   **sampling)
+    new = out[0, ids.shape[1]:].tolist()
+    try:
+        print(show(tokenizer_of(model).decode(new)))
+    except StackformError:
+        print(" ".join(map(str, new)))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     args.prompt, args.src = text_flag(args.prompt, "--prompt"), text_flag(args.src, "--src")
     device = pick_device(args.device)
     model = load(args.checkpoint, device=device)
     _check_flags(args, model)
-    tok = ByteTokenizer.for_model(model.spec.model)
     generator = _generator(device, args.seed)
+    if args.ids is not None:
+        return _continue_ids(args, model, device, dict(top_k=args.top_k, top_p=args.top_p, generator=generator))
+    tok = tokenizer_of(model)
     sampling = dict(top_k=args.top_k, top_p=args.top_p, generator=generator)
     if isinstance(model, EncoderDecoderModel):
         if not args.src:
@@ -116,8 +151,9 @@ def run(args: argparse.Namespace) -> int:
         print(show(tok.decode(out[0].tolist())))
         return 0
     prompt = args.prompt or ""
-    # training streams end each document with eos, so eos is also what precedes a new one
-    ids = torch.tensor([[tok.eos_id] + tok.encode(prompt)], device=device)  # [1, 1 + t]
+    # bytes and a BPE stackform trained: eos + the text (training streams end each document with eos, so
+    # eos precedes a new one); an imported tokenizer.json: its own template, as transformers encodes
+    ids = torch.tensor([tok.prompt(prompt)], device=device)  # [1, t]
     out = generate(model, ids, args.max_new, temperature=1.0 if args.temperature is None else args.temperature,
                    **sampling)
     print(show(prompt + tok.decode(out[0, ids.shape[1]:].tolist())))

@@ -42,5 +42,7 @@ def run(args: argparse.Namespace) -> int:
                       overwrite=args.overwrite)
     spec = model.spec.model
     print(printable(f"{model.spec.name}: {spec.kind}, {model.num_parameters():,} parameters"))
-    print(printable(f"wrote {args.out}/spec.yaml, {args.out}/model.safetensors"))
+    tokenizer = f", {args.out}/tokenizer.json" if getattr(model, "tokenizer", None) is not None else \
+        " (no tokenizer.json in the folder: generate takes --ids)"
+    print(printable(f"wrote {args.out}/spec.yaml, {args.out}/model.safetensors{tokenizer}"))
     return 0

@@ -23,7 +23,10 @@ def _training_problems(spec, name: str, overrides: list[str], force_size: bool,
     from stackform.assemble.train.device import resolve_device, resolve_precision
     from stackform.assemble.trainable import check_trainable, where_of
 
+    from stackform.assemble.tokenizers import resolve_paths
+
     where = where_of(name, overrides)
+    spec = resolve_paths(spec, name)  # a tokenizer path or init_from is relative to the spec file
     try:
         device = resolve_device(spec.train.device)
     except StackformError as exc:

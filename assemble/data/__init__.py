@@ -40,11 +40,23 @@ def load_split(spec: Spec) -> TokenSplit:
     return cached_split(files, tok.eos_id, data.val_fraction, data.path)
 
 
-def load_task(spec: Spec) -> "TextTask | PairTask":
-    """The batches a spec's ``train:`` section asks for."""
+def load_task(spec: Spec, tokenizer=None) -> "TextTask | PairTask":
+    """The batches a spec's ``train:`` section asks for; ``task.tokenizer`` made them. ``tokenizer``:
+    use this one instead of making it (a resumed run's own tokenizer.json)."""
+    train, model = spec.train, spec.model
+    seed = train.seed + DATA_SEED_OFFSET
+    if train.tokenizer.type != "bytes":  # BPE or a tokenizer.json: text is split first, then tokenized
+        from ..tokenizers.data import load_vocab_task
+
+        return load_vocab_task(spec, seed, tokenizer)
+    task = _byte_task(spec, seed)
+    task.tokenizer = ByteTokenizer.for_model(model)
+    return task
+
+
+def _byte_task(spec: Spec, seed: int) -> "TextTask | PairTask":
     train, model = spec.train, spec.model
     tok = ByteTokenizer.for_model(model)
-    seed = train.seed + DATA_SEED_OFFSET
     if train.task == "seq2seq":
         data = train.data
         if data.type == "pairs":

@@ -113,8 +113,9 @@ def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**62
 
 
-def _open(folder: Path, dtype: type, eos_id: int, source: str) -> TokenSplit:
-    """The memory-mapped splits of a cache entry, checked against its meta.json."""
+def _open(folder: Path, dtype: type, eos_id: int, source: str, max_id: int = 255) -> TokenSplit:
+    """The memory-mapped splits of a cache entry, checked against its meta.json (ids up to
+    ``max_id`` or ``eos_id``: the byte ids, or a vocabulary tokenizer's)."""
     meta = _read_meta(folder, source)
     name = np.dtype(dtype).name
     if meta.get("format") != CACHE_FORMAT or isinstance(meta.get("format"), bool):
@@ -139,8 +140,9 @@ def _open(folder: Path, dtype: type, eos_id: int, source: str) -> TokenSplit:
         except (OSError, ValueError) as exc:
             raise _damaged(folder, source, f"{split}.bin: {exc}") from None
         top = max((int(array[i:i + SCAN_CHUNK].max()) for i in range(0, n, SCAN_CHUNK)), default=0)
-        if top > max(255, eos_id):
-            raise _damaged(folder, source, f"{split}.bin holds id {top}, above the byte ids and eos ({eos_id})")
+        if top > max(max_id, eos_id):
+            raise _damaged(folder, source, f"{split}.bin holds id {top}, above the tokenizer's ids and eos "
+                                           f"({max(max_id, eos_id)})")
         arrays.append(array)
     return TokenSplit(arrays[0], arrays[1], source)
 

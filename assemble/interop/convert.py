@@ -23,6 +23,7 @@ from .family import Config, Family, canonical, differences
 from .files import CONFIG, InteropError, check_import_out, read_config, read_tensors, write_folder
 from .rules import Rule, few
 from .spec_yaml import write_import
+from .tokenizer_files import export_tokenizer, import_tokenizer
 
 # order matters only for export: the first family whose config holds a spec wins (a Phi-3 spec is a LLaMA
 # spec, an mT5 spec a T5 one, a GPT-BigCode spec without multi-query a GPT-2 one); DistilBERT comes before
@@ -157,6 +158,10 @@ def import_hf(folder: str | os.PathLike, out: str | os.PathLike | None = None, *
     model.load_state_dict(state, strict=True)
     model = model.to(dtype or _floating_dtype(tensors)).eval()  # computed tables stay float32 (Positional)
     if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    import_tokenizer(folder, Path(out) if out is not None else None, data, model)  # tokenizer.json, if any
+    model.spec = _validated(data, where)  # now naming its tokenizer and init_from
+    if out is not None:
         # an overwritten run's training state belongs to the replaced model: never resume the new one with it
         (Path(out) / "train_state.safetensors").unlink(missing_ok=True)
         write_import(model, data, Path(out))
@@ -217,11 +222,15 @@ def export_hf(model: "StackformModel | str | os.PathLike", out: str | os.PathLik
     """Write a Hugging Face folder (config.json, generation_config.json, model.safetensors) for a
     stackform model or checkpoint of a supported family; ``AutoModel*.from_pretrained(out)`` loads it.
     """
+    source = model
     if not isinstance(model, torch.nn.Module):
         model = load(model)
     spec = getattr(model, "spec", None)
     if spec is None:
         raise InteropError("export_hf: only models built by stackform can be exported (no .spec)")
+    if spec.train.lora is not None:
+        raise InteropError("export_hf: this model carries LoRA adapters (train.lora); merge them first: "
+                           "stackform merge-lora RUN --out DIR")
     found = find_family(spec.model, family, who=spec.name)
     state, tied = unique_tensors(model.state_dict())
     tensors: dict[str, torch.Tensor] = {}
@@ -238,5 +247,7 @@ def export_hf(model: "StackformModel | str | os.PathLike", out: str | os.PathLik
     dtype = _floating_dtype(tensors)
     dtype_name = str(dtype).removeprefix("torch.")
     config = _without_none(found.config(spec.model)) | {"dtype": dtype_name, "torch_dtype": dtype_name}
-    return write_folder(out, config, tensors, found.generation(spec.model))
+    folder = write_folder(out, config, tensors, found.generation(spec.model))
+    export_tokenizer(model, source, folder)  # tokenizer.json when the model has one
+    return folder
 

@@ -16,6 +16,14 @@ from .forward import hidden_states, to_device
 from .loss import chunked_cross_entropy
 
 
+def _token_bytes(task, spec: Spec, device: torch.device) -> torch.Tensor:
+    """Bytes of text each id stands for ([vocab]): 1 per byte id for bytes, a BPE token's length."""
+    from ..tokenizer import ByteTokenizer
+
+    tok = getattr(task, "tokenizer", None) or ByteTokenizer.for_model(spec.model)
+    return torch.from_numpy(tok.token_bytes(spec.model.vocab_size)).to(device)
+
+
 @torch.no_grad()
 def evaluate(model, task, spec: Spec, device: torch.device, amp_dtype: torch.dtype | None,
              unigram: torch.Tensor | None = None) -> dict[str, float]:
@@ -24,6 +32,7 @@ def evaluate(model, task, spec: Spec, device: torch.device, amp_dtype: torch.dty
     model.eval()
     kind = spec.train.task
     loss_sum, targets, byte_targets, exact, examples, unigram_sum = 0.0, 0, 0, 0, 0, 0.0
+    table = _token_bytes(task, spec, device) if kind == "causal_lm" else None
     for batch in task.eval_batches(spec.train.batch_size, spec.train.eval_steps):
         batch = to_device(batch, device)
         labels = batch["labels"]
@@ -43,7 +52,8 @@ def evaluate(model, task, spec: Spec, device: torch.device, amp_dtype: torch.dty
         loss_sum += float(total)
         targets += n
         if kind == "causal_lm":
-            byte_targets += int(((labels >= 0) & (labels < 256)).sum())  # (packing: IGNORE at boundaries)
+            # the UTF-8 bytes the predicted tokens stand for (packing: IGNORE at boundaries)
+            byte_targets += int(table[labels.clamp(min=0)][labels >= 0].sum())
         elif unigram is not None:
             chosen = labels[labels != IGNORE]
             unigram_sum -= float(unigram.to(chosen.device)[chosen].sum())

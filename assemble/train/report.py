@@ -66,18 +66,26 @@ def _line(ax, records: list[dict[str, Any]], key: str, **style: Any) -> None:
 
 
 def _text(tok: ByteTokenizer, ids: list[int]) -> str:
+    if tok.kind != "bytes":
+        return tok.decode(ids, stop_at_eos=False)
     return tok.decode([i for i in ids if i < 256], stop_at_eos=False)
+
+
+def _tok(task, spec: Spec) -> ByteTokenizer:
+    return getattr(task, "tokenizer", None) or ByteTokenizer.for_model(spec.model)
 
 
 def lm_samples(model, task, spec: Spec, device: torch.device, amp_dtype) -> list[str]:
     """Continuations of the starts of validation lines, sampled at temperature 0.8."""
     from ..generation import generate
 
-    tok = ByteTokenizer.for_model(spec.model)
+    tok = _tok(task, spec)
     val = np.asarray(task.split.val[: 1 << 20])
-    newlines = np.flatnonzero(val[: len(val) - PROMPT_BYTES - 1] == ord("\n")) + 1
+    newline = ord("\n") if tok.kind == "bytes" else -1  # other tokenizers: evenly spread starts
+    newlines = np.flatnonzero(val[: len(val) - PROMPT_BYTES - 1] == newline) + 1
     n = spec.train.samples
-    starts = newlines[np.linspace(0, len(newlines) - 1, n).astype(int)].tolist() if len(newlines) else [0] * n
+    spread = np.linspace(0, max(len(val) - PROMPT_BYTES - 1, 0), n).astype(int).tolist()
+    starts = newlines[np.linspace(0, len(newlines) - 1, n).astype(int)].tolist() if len(newlines) else spread
     prompts = torch.tensor([[int(x) for x in val[s:s + PROMPT_BYTES]] for s in starts], device=device)
     generator = torch.Generator(device=device).manual_seed(spec.train.seed)
     with autocast(device, amp_dtype):
@@ -87,7 +95,7 @@ def lm_samples(model, task, spec: Spec, device: torch.device, amp_dtype) -> list
 
 def mlm_samples(model, task, spec: Spec, device: torch.device, amp_dtype) -> list[str]:
     """Validation windows with their masked bytes (shown as _) and the model's guesses."""
-    tok = ByteTokenizer.for_model(spec.model)
+    tok = _tok(task, spec)
     batch = to_device(next(task.eval_batches(spec.train.samples, 1)), device)
     with torch.no_grad(), autocast(device, amp_dtype):
         guess = model(batch["input_ids"], document_ids=batch.get("document_ids")).argmax(-1)  # (packing)
@@ -105,7 +113,7 @@ def seq2seq_samples(model, task, spec: Spec, device: torch.device, amp_dtype) ->
     """Greedy outputs for the first validation pairs, marked right or wrong."""
     from ..generation import generate_seq2seq
 
-    tok = ByteTokenizer.for_model(spec.model)
+    tok = _tok(task, spec)
     pairs = task.val_pairs[: spec.train.samples]
     if not pairs:
         return []

@@ -24,12 +24,15 @@ from ..trainable import require_trainable, where_of
 from . import distributed
 from .commit import PENDING_FILE, find_pair, read_metadata
 from .consolidate import state_hooks
+from ..tokenizers import resolve_paths, save_tokenizer, tokenizer_meta
 from .console import Console, MetricsLog, fmt_duration
+from .init_from import folder_spec, prepare
 from .device import TrainingError, configure, resolve_device, resolve_precision
 from .lock import LOCK_FILE, RunLock, check_unlocked, hold
 from .keep_best import BEST_FILE
 from .loggers import LOGGER_FILES, open_loggers
 from .loop import MODEL_FILE, Run, Trainer
+from .lora import write_adapter
 from .loss import loss_function
 from .machine import busy_warning
 from .optim import build_optimizer
@@ -40,7 +43,7 @@ from .state_check import parse_counters
 from .summary import header, resume_hint, summary
 
 RUN_FILES = (MODEL_FILE, STATE_FILE, "metrics.jsonl", "spec.yaml", "curves.png", "samples.txt")
-OPTIONAL_RUN_FILES = (BEST_FILE, *LOGGER_FILES)  # train.keep_best, train.log
+OPTIONAL_RUN_FILES = (BEST_FILE, *LOGGER_FILES, "tokenizer.json", "adapter.safetensors")  # keep_best, train.log, a vocabulary tokenizer, LoRA
 # Files only a run has: a folder with run files but none of these (a lone spec.yaml) is the user's.
 RUN_EVIDENCE = (MODEL_FILE, STATE_FILE, "metrics.jsonl")
 
@@ -63,7 +66,9 @@ class TrainResult:
 
 def _resume_spec(resume: Path, spec: Any, overrides: Sequence[str]) -> Spec:
     if not resume.is_dir() or not any((resume / name).is_file() for name in (STATE_FILE, PENDING_FILE)):
-        raise TrainingError(f"--resume {resume}: not a run folder (needs {MODEL_FILE} and {STATE_FILE})")
+        hint = (f"; to fine-tune its weights, train it: stackform train {resume} [KEY=VALUE ...]"
+                if (resume / MODEL_FILE).is_file() and (resume / "spec.yaml").is_file() else "")
+        raise TrainingError(f"--resume {resume}: not a run folder (needs {MODEL_FILE} and {STATE_FILE}){hint}")
     pair = find_pair(resume)  # the model and the state of one save, or one line saying they are not
     _, meta = read_checkpoint(resume / MODEL_FILE)
     stored = spec_of(meta, str(resume / MODEL_FILE))
@@ -109,7 +114,8 @@ def resolve_spec(spec: Any, overrides: Sequence[str], resume: Any) -> Spec:
         return _resume_spec(Path(resume), spec, overrides)
     if spec is None:
         raise TrainingError("train: give a spec (a path, zoo name, dict or Spec) or resume=RUN_DIR")
-    return load_spec(spec, overrides)
+    spec, init = folder_spec(spec)  # an import-hf or run folder: fine-tune its own weights
+    return resolve_paths(load_spec(spec, [*init, *overrides]), spec)
 
 
 def run_folder(spec: Spec, out_dir: Any, resume: Any, overwrite: bool) -> Path:
@@ -210,6 +216,16 @@ def _model(spec: Spec, resume: Path | None, device: torch.device):
     return model
 
 
+def _run_tokenizer(spec: Spec, resume: Path | None):
+    """A resumed run reads its own tokenizer.json (never a new one trained again); None otherwise."""
+    if resume is None or spec.train.tokenizer.type in ("bytes", "none") or not (resume / "tokenizer.json").is_file():
+        return None
+    from ..tokenizers import TextTokenizer, spec_ids
+
+    return TextTokenizer.from_file(resume / "tokenizer.json", template=spec.train.tokenizer.type != "bpe",
+                                   **spec_ids(spec.model))
+
+
 def _samples(model, task, spec: Spec, device: torch.device, amp_dtype) -> tuple[list[str], str | None]:
     """(samples, None), or ([], why) when they cannot be made: the run is saved, so sampling never fails it."""
     try:
@@ -265,8 +281,12 @@ def _train(spec: Spec, out: Path, resume_dir: Path | None, ranks: Any, stop_at_s
     device = ranks.device
     amp_dtype = resolve_precision(spec.train.precision, device)
     configure(device)
-    task = load_task(spec)
+    known = _run_tokenizer(spec, resume_dir)
+    task = load_task(spec, tokenizer=known) if known is not None else load_task(spec)
     model = _model(spec, resume_dir, device)
+    notes = prepare(model, spec, resume_dir is not None)  # init_from, freeze (LoRA: build_model)
+    tok = getattr(task, "tokenizer", None)
+    model.tokenizer, model.tokenizer_meta = tok, tokenizer_meta(tok)
     _check_disk(out, model)
     forward = ranks.prepare(model, spec, amp_dtype)  # DDP wrapper or FSDP2 shards; the model for one process
     optimizer = build_optimizer(model, spec.train.optimizer, device)
@@ -283,6 +303,7 @@ def _train(spec: Spec, out: Path, resume_dir: Path | None, ranks: Any, stop_at_s
         if ranks.is_main else SilentLog()
     if ranks.is_main:
         atomic_write(out / "spec.yaml", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False).encode())
+        save_tokenizer(out, tok)
     console = Console(spec.train.steps, counters.step, quiet or not ranks.is_main)
     unigram = unigram_log_probs(task.split.train, spec.model.vocab_size) if spec.train.task == "mlm" else None
     run = Run(spec, model, loss_function(model, forward, spec, spec.train.compile, ranks.active), task, optimizer, scaler,
@@ -293,12 +314,16 @@ def _train(spec: Spec, out: Path, resume_dir: Path | None, ranks: Any, stop_at_s
     warning = busy_warning()
     if warning:
         console.line(warning)
+    for note in notes:
+        console.line(note)
     trainer = ParallelTrainer(run, ranks) if ranks.active else Trainer(run)
     try:
         stopped = trainer.loop(stop_at_step)
         step = counters.step
         metrics = run.last_eval if run.last_eval_step == step else trainer.evaluate(step)
         trainer.save(step)
+        if ranks.is_main and spec.train.lora is not None:
+            write_adapter(out, model)  # adapter.safetensors: the adapters alone (docs/training.md)
     finally:
         console.close()
         run.log.close()

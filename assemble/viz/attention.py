@@ -13,7 +13,7 @@ import torch
 
 from stackform.assemble.generation import generate, generate_seq2seq
 from stackform.assemble.models import DecoderModel, EncoderDecoderModel, EncoderModel, StackformModel
-from stackform.assemble.tokenizer import ByteTokenizer
+from stackform.assemble.tokenizers.resolve import tokenizer_of
 
 from .errors import VizError
 from .tokens import token_labels
@@ -99,7 +99,7 @@ def model_attention(model: StackformModel, ids: torch.Tensor | list[int],
 def attention_maps(model: StackformModel, ids: torch.Tensor | list[int],
                    tgt_ids: torch.Tensor | list[int] | None = None) -> list[AttentionMap]:
     """Labelled maps of one sequence: encoder, decoder and cross attention, as the model has them."""
-    tok = ByteTokenizer.for_model(model.spec.model)
+    tok = tokenizer_of(model, None)
     src = token_labels(_row(ids, "ids")[0].tolist(), tok)
     tgt = token_labels(_row(tgt_ids, "tgt_ids")[0].tolist(), tok) if tgt_ids is not None else src
     out = []
@@ -147,7 +147,7 @@ def text_attention(model: StackformModel, text: str, tgt: str | None = None, max
     ``tgt`` is None.
     """
     spec = model.spec.model
-    tok = ByteTokenizer.for_model(spec)
+    tok = tokenizer_of(model, None)
     if not text:
         raise VizError("text: empty; give at least one character")
     if max_new < 0:
@@ -160,7 +160,7 @@ def text_attention(model: StackformModel, text: str, tgt: str | None = None, max
             raise VizError("max_new: an encoder model cannot generate")
         return attention_maps(model, _fit(tok.encode(text), "text", spec.max_len))
     if spec.kind == "decoder":
-        ids = _fit([tok.eos_id] + tok.encode(text), "text (after the leading <eos>)", spec.max_len)
+        ids = _fit(tok.prompt(text), "text (after the leading <eos>)", spec.max_len)
         if max_new:
             ids = generated_attention(model, torch.tensor([ids], device=device), max_new, temperature=0.0).ids[0]
         return attention_maps(model, ids)

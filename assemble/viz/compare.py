@@ -70,10 +70,18 @@ def isolated_points(xs: list[float], ys: list[float]) -> list[int]:
             if ok and not (i > 0 and finite[i - 1]) and not (i + 1 < len(ys) and finite[i + 1])]
 
 
+def _short(value: object) -> str:
+    """A task name, or a tokenizer as ``bytes``, ``bpe 512``, ``file tokenizer.json``."""
+    if isinstance(value, str):
+        return value
+    detail = getattr(value, "vocab_size", None) or getattr(value, "path", None)
+    return f"{value.type} {detail}" if detail else str(value.type)
+
+
 def not_comparable(runs: list[Run]) -> str | None:
     """Why the runs' losses cannot be read on one axis (they differ in task or tokenizer), or None."""
     for key, what in (("task", "tasks"), ("tokenizer", "tokenizers")):
-        values = [getattr(run.spec.train, key) for run in runs]
+        values = [_short(getattr(run.spec.train, key)) for run in runs]
         if len(set(values)) > 1:
             each = ", ".join(f"{run.name}: {value}" for run, value in zip(runs, values))
             return (f"note: these losses are not comparable: the runs have different {what} ({each}), "

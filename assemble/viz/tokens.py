@@ -24,6 +24,8 @@ def token_label(token: int, tok: ByteTokenizer) -> str:
 def token_labels(ids: list[int], tok: ByteTokenizer) -> list[str]:
     """Labels of a sequence; a complete multi-byte UTF-8 character is shown on its first byte
     and its continuation bytes as '·'."""
+    if getattr(tok, "kind", "bytes") != "bytes":  # a vocabulary tokenizer labels its own tokens
+        return [tok.label(int(i)) for i in ids]
     labels = [token_label(int(i), tok) for i in ids]
     i = 0
     while i < len(ids):
