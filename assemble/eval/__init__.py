@@ -71,8 +71,9 @@ def with_data(spec: Spec, data: str | None) -> Spec:
         raise EvalError(f"--data {data}: {issue.path + ': ' if issue.path else ''}{issue.message}") from None
 
 
-def split_task(spec: Spec, split: str) -> Any:
-    """The task of ``spec``'s data whose evaluation batches cover ``split``: val, train, or all of it."""
+def split_task(spec: Spec, split: str, tokenizer: Any = None) -> Any:
+    """The task of ``spec``'s data whose evaluation batches cover ``split``: val, train, or all of it.
+    ``tokenizer``: the run's own vocabulary tokenizer (BPE, tokenizer.json), if it has one."""
     import numpy as np
 
     from ..data import DATA_SEED_OFFSET, TextTask, load_split, load_task
@@ -81,6 +82,11 @@ def split_task(spec: Spec, split: str) -> Any:
     from ..tokenizer import ByteTokenizer
 
     train, model = spec.train, spec.model
+    if train.tokenizer.type != "bytes":  # text is split first, then tokenized, as training did
+        if split != "val":
+            raise EvalError(f"--split {split}: a run with a {train.tokenizer.type} tokenizer is evaluated on its "
+                            "validation split only (--split val)")
+        return load_task(spec, tokenizer)
     tok = ByteTokenizer.for_model(model)
     if train.task == "seq2seq":
         task = load_task(spec)
@@ -116,6 +122,7 @@ class _Progress:
 
         off = bool(os.environ.get("STACKFORM_NO_BAR")) or not sys.stderr.isatty()
         self.task = task
+        self.tokenizer = getattr(task, "tokenizer", None)  # evaluate() counts bytes per token through it
         self.bar = tqdm(total=total, unit="batch", desc=label[:40], leave=False, disable=off, file=sys.stderr)
 
     def eval_batches(self, batch_size: int, max_batches: int) -> Iterator[Any]:
@@ -147,7 +154,7 @@ def evaluate_checkpoint(path: str | os.PathLike, data: str | None = None, split:
     spec = with_data(model.spec, data)
     file = Path(path) / "model.safetensors" if Path(path).is_dir() else Path(path)
     step_text = read_metadata(file).get("step", "")
-    task = split_task(spec, split)
+    task = split_task(spec, split, getattr(model, "tokenizer", None))
     size = batch_size or spec.train.batch_size
     total = min(batch_count(task, size), max_batches or math.inf)
     spec = load_spec(spec, [f"train.batch_size={size}", f"train.eval_steps={total}"])

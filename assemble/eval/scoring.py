@@ -16,13 +16,18 @@ import torch
 
 from ..generation import generate
 from ..models import DecoderModel
-from ..tokenizer import ByteTokenizer
 from .errors import EvalError
 
 
-def tokenizer_of(model: Any) -> ByteTokenizer:
-    """The tokenizer a model's text goes through (the byte tokenizer of its spec)."""
-    return ByteTokenizer.for_model(model.spec.model)
+def tokenizer_of(model: Any) -> Any:
+    """The tokenizer a model's text goes through: its run's (bytes, BPE or tokenizer.json), or one line why not."""
+    from ..tokenizers.hf import TokenizerError
+    from ..tokenizers.resolve import tokenizer_of as run_tokenizer
+
+    try:
+        return run_tokenizer(model, ids_flag=None)
+    except TokenizerError as exc:
+        raise EvalError(f"lm-eval: {exc}") from None
 
 
 class Scorer:

@@ -131,3 +131,20 @@ def test_without_the_package_one_line_names_pip(monkeypatch):
         hf_tokenizers()
     with pytest.raises(TokenizerError, match="pip install"):
         train_bpe_json(["abc"], 300)
+
+
+def test_eval_of_a_bpe_run_repeats_its_validation_metrics(run, capsys, monkeypatch):
+    """``stackform eval`` reads the run's tokenizer.json: the same validation tokens, and bits per byte
+    counted over each BPE token's bytes (a byte tokenizer in its place gives other numbers)."""
+    from stackform.assemble.cli import main
+
+    root, _ = run
+    monkeypatch.setenv("STACKFORM_NO_BAR", "1")
+    lines = [json.loads(line) for line in (root / "run" / "metrics.jsonl").read_text().splitlines()]
+    want = [r for r in lines if r.get("split") == "val"][-1]
+    assert main(["eval", str(root / "run"), "--batches", "1", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("loss", "bpb"):
+        assert got[key] == pytest.approx(want[key], rel=1e-5), key
+    assert main(["eval", str(root / "run"), "--split", "train"]) == 2
+    assert "--split val" in capsys.readouterr().err
