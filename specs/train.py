@@ -94,6 +94,13 @@ def _tokenizer_shorthand(value: Any) -> Any:
     return {"type": value} if isinstance(value, str) else value  # `tokenizer: bytes` = {type: bytes}
 
 
+def _tokenizer_string_forms(schema: dict) -> None:
+    """The schema also takes the short forms ``tokenizer: bytes`` and ``tokenizer: none``."""
+    forms = {key: schema.pop(key) for key in ("oneOf", "anyOf") if key in schema}
+    schema["anyOf"] = [{"type": "string", "enum": ["bytes", "none"]}, *(forms.get("anyOf") or []),
+                       *([{"oneOf": forms["oneOf"]}] if "oneOf" in forms else [])]
+
+
 TokenizerSpec = Annotated[
     Union[Annotated[BytesTokenizer, Tag("bytes")], Annotated[BpeTokenizer, Tag("bpe")],
           Annotated[FileTokenizer, Tag("file")], Annotated[NoTokenizer, Tag("none")]],
@@ -153,7 +160,8 @@ class TrainSpec(_Strict):
     data: DataSpec | None = Field(None, description="default: builtin pydoc for text tasks, builtin numbers for seq2seq")
     tokenizer: TokenizerSpec = Field(
         default_factory=BytesTokenizer,
-        description="bytes (default), {type: bpe, vocab_size: N}, {type: file, path: tokenizer.json} or none")
+        description="bytes (default), {type: bpe, vocab_size: N}, {type: file, path: tokenizer.json} or none",
+        json_schema_extra=_tokenizer_string_forms)
     init_from: str | None = Field(
         None, min_length=1, description="start from these weights: a run folder, a .safetensors checkpoint or "
                                         "an import-hf folder (relative to the spec file); the model must fit them")
