@@ -17,6 +17,7 @@ from torch import nn
 from stackform.registry import BlockParams, Dims, register
 
 from .context import AttentionContext
+from .softcap import attend_with_score_mods, softcap_mod
 
 
 class LayerCache:
@@ -46,6 +47,8 @@ class AttentionParams(BlockParams):
     window: PositiveInt | None = Field(None, description="attend only to keys closer than this")
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout on attention weights")
     scale: float | None = Field(None, gt=0, description="score scale; default 1/sqrt(head_dim) (T5: 1.0)")
+    softcap: float | None = Field(None, gt=0, description="scores become softcap * tanh(score / softcap) "
+                                                          "(Gemma 2: 50)")
 
 
 @register("attention", "mha")
@@ -62,6 +65,7 @@ class MultiHeadAttention(nn.Module):
         self.window = None if cross else params.window  # a window compares positions of one sequence
         self.dropout = params.dropout
         self.scale = params.scale
+        self.score_mods = [softcap_mod(params.softcap)] if params.softcap is not None else []
         self.cross = cross
         q_size, kv_size = self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
         self.q_size, self.kv_size = q_size, kv_size
@@ -115,7 +119,11 @@ class MultiHeadAttention(nn.Module):
             if cache is not None:
                 k, v = cache.append(k, v)
         dropout = self.dropout if self.training else 0.0
-        y, weights = ctx.attend(q, k, v, self.window, self.scale, dropout, need_weights)  # [b, h, t, hd]
+        if self.score_mods:  # not additive: applied to the real scores (blocks/softcap.py)
+            plan = ctx.plan(self.window, self.n_heads)
+            y, weights = attend_with_score_mods(q, k, v, plan, self.scale, self.score_mods, dropout, need_weights)
+        else:
+            y, weights = ctx.attend(q, k, v, self.window, self.scale, dropout, need_weights)  # [b, h, t, hd]
         y = y.transpose(1, 2).reshape(b, t, self.q_size)  # [b, t, h*hd]
         return self.out(y), weights
 
