@@ -72,7 +72,13 @@ def build_stack(model: ModelSpec, side: str, causal: bool, cross: bool, sample: 
             runs.append((index, first, repeat))
             first += repeat
         plans, layers = layers, []
+    own_positionals: dict[str, nn.Module] = {}  # a layer's own positional, one module per distinct block
+    layer_positionals = []
     for layer in plans:
+        key = json.dumps(layer.positional.model_dump(), sort_keys=True) if layer.positional is not None else None
+        if key is not None and key not in own_positionals:
+            own_positionals[key] = build_block(layer.positional, dims)
+        layer_positionals.append(own_positionals.get(key) if key is not None else None)
         res = lambda: build_block(layer.residual, dims, norm=norm_factory(layer.norm))  # noqa: E731
         parts = dict(self_attn=build_block(layer.attention, dims), self_res=res(),
                      ffn=build_block(layer.ffn, dims), ffn_res=res())
@@ -83,7 +89,7 @@ def build_stack(model: ModelSpec, side: str, causal: bool, cross: bool, sample: 
         layers.append(TransformerLayer(**parts))
     wants_final = plan.final_norm if plan.final_norm is not None else getattr(plan.residual.entry.cls, "final_norm", True)
     final = build_block(plan.norm, dims) if wants_final else None
-    stack = Stack(layers, positional, masks, final, n_heads=dims.n_heads)
+    stack = Stack(layers, positional, masks, final, n_heads=dims.n_heads, layer_positionals=layer_positionals)
     if sample:
         stack.layer_runs = runs
     return stack

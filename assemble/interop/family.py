@@ -183,6 +183,7 @@ def canonical(model: ModelSpec) -> dict[str, Any]:
                 if model.kind == "encoder_decoder" and causal else None,
                 "ffn": _block(layer.ffn, dims), "norm": _block(layer.norm, dims),
                 "residual": _block(layer.residual, dims),
+                **({"positional": layer.positional.model_dump()} if layer.positional is not None else {}),
             } for layer in plan.layers],
         }
     return data
