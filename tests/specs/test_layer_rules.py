@@ -145,3 +145,17 @@ def test_bad_rules_are_one_located_line(layers, n_layers, message):
         load_spec(_spec(copy.deepcopy(layers), n_layers))
     assert str(err.value).startswith(f"<dict>: {message}"), str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_the_docs_example_is_26_layers_with_every_sixth_global():
+    import yaml
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "specs.md").read_text()
+    example = text.split("```yaml\n")[2].split("```")[0]
+    assert "name: local-global" in example
+    plan = load_spec(yaml.safe_load(example)).model.plan("decoder")
+    assert [layer.attention.params.window for layer in plan.layers] == [
+        None if i % 6 == 5 else 512 for i in range(26)]
+    assert [layer.positional.params.theta if layer.positional else None for layer in plan.layers] == [
+        1e6 if i % 6 == 5 else None for i in range(26)]
