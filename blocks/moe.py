@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from einops import rearrange
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 from torch import nn
 
@@ -158,8 +157,7 @@ class MixtureOfExperts(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b = x.shape[0]
-        flat = rearrange(x, "b t d -> (b t) d")
+        flat = x.reshape(-1, x.shape[-1])  # [b*t, d]
         _, weights, experts = self.route(flat)
         if torch.compiler.is_compiling():
             out = self._dense(flat, weights, experts)
@@ -170,7 +168,7 @@ class MixtureOfExperts(nn.Module):
             if self.shared_gate is not None:
                 shared = torch.sigmoid(self.shared_gate(flat)) * shared
             out = out + shared
-        return rearrange(out, "(b t) d -> b t d", b=b)
+        return out.view(x.shape)  # [b, t, d]
 
     def _sparse(self, flat: torch.Tensor, weights: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
         """Sort the n*k (token, expert) assignments by expert; each expert runs on its slice once."""

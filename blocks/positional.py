@@ -20,7 +20,6 @@ from typing import Any, Callable, Literal
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from pydantic import Field, PositiveInt, model_validator
 from torch import nn
 
@@ -175,8 +174,8 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 def rotate_pairs(x: torch.Tensor) -> torch.Tensor:
     """GPT-J's rotate_every_two: (x0, x1, x2, x3, ...) -> (-x1, x0, -x3, x2, ...)."""
-    pairs = rearrange(x, "... (d two) -> ... d two", two=2)
-    return rearrange(torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1), "... d two -> ... (d two)")
+    pairs = x.unflatten(-1, (-1, 2))  # [..., r/2, 2]
+    return torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)  # [..., r]
 
 
 @register("positional", "rope")

@@ -76,6 +76,7 @@ class ReorderedNorm(_Residual):
     """x + dropout(norm(f(x))): the norm on the sublayer's output instead of its input (OLMo 2)."""
 
     final_norm = True
+    norms_at = ("after",)  # (declared for the block protocol's diagram: the norm follows the sublayer)
     Params = BlockParams
 
     def __init__(self, dims: Dims, params: BlockParams, norm: NormFactory):
