@@ -39,7 +39,8 @@ def test_matches_hugging_face_olmo2():
             attn.out.weight.copy_(theirs[t + "self_attn.o_proj.weight"])
             attn.q_norm.weight.copy_(theirs[t + "self_attn.q_norm.weight"])
             attn.k_norm.weight.copy_(theirs[t + "self_attn.k_norm.weight"])
-            layer.ffn.gate_up.weight.copy_(torch.cat([theirs[t + "mlp.gate_proj.weight"], theirs[t + "mlp.up_proj.weight"]]))
+            gate_up = [theirs[t + "mlp.gate_proj.weight"], theirs[t + "mlp.up_proj.weight"]]
+            layer.ffn.gate_up.weight.copy_(torch.cat(gate_up))
             layer.ffn.down.weight.copy_(theirs[t + "mlp.down_proj.weight"])
             layer.self_res.norm.weight.copy_(theirs[t + "post_attention_layernorm.weight"])
             layer.ffn_res.norm.weight.copy_(theirs[t + "post_feedforward_layernorm.weight"])

@@ -71,7 +71,8 @@ def test_gemma3_pattern_is_the_same_model_as_its_long_form():
 
 def test_gpt_neo_alternation_is_the_zoos_long_form():
     zoo = load_spec("gpt-neo-125m").model
-    rule = "model.layers=" + json.dumps([{"every": 2, "offset": 1, "attention": zoo.plan("decoder").layers[1].attention.model_dump()}])
+    local = zoo.plan("decoder").layers[1].attention.model_dump()
+    rule = "model.layers=" + json.dumps([{"every": 2, "offset": 1, "attention": local}])
     compact = load_spec("gpt-neo-125m", [rule]).model
     assert compact.plan("decoder").layers == zoo.plan("decoder").layers
     tiny = ["model.d_model=16", "model.n_heads=2", "model.vocab_size=50", "model.max_len=16",
