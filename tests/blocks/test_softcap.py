@@ -153,12 +153,21 @@ def test_a_cap_must_be_positive(where, block):
 BIASED = [e.name for e in POSITIONALS if getattr(e.cls, "biases", False)]
 
 
+def _short_reach(name: str) -> dict:
+    """The positional's example, with a bucketed bias's far distance within a 24-token sequence (far_near applies)."""
+    entry = registry.get("positional", name)
+    params = registry.example_params(entry)
+    if "max_distance" in entry.params.model_fields:
+        params.update(num_buckets=8, max_distance=8)
+    return {"type": name, **params}
+
+
 @pytest.mark.parametrize("kernel", sorted(dispatch.KERNELS))
 @pytest.mark.parametrize("positional", BIASED)
 def test_a_capped_biased_attention_is_the_dense_one_whatever_kernel_is_forced(positional, kernel):
     """The cap acts on the raw q.k scores, before the positional's bias: a kernel that folds the bias into
     q and k (folded) or splits far and near keys (far_near) must never serve a capped attention."""
-    extra = {"positional": {"type": positional, **registry.example_params(registry.get("positional", positional))}}
+    extra = {"positional": _short_reach(positional)}
     model = assemble(_spec(cap=0.5, n_layers=1, max_len=32, **extra), seed=0).eval()
     attn, t = model.stack.layers[0].self_attn, 24
     x = torch.randn(2, t, 32, generator=torch.Generator().manual_seed(0))
