@@ -110,7 +110,13 @@ def build_stack(model: ModelSpec, side: str, causal: bool, cross: bool, sample: 
             runs.append((index, first, repeat))
             first += repeat
         plans, layers = layers, []
+    own_positionals: dict[str, nn.Module] = {}  # a layer's own positional, one module per distinct block
+    layer_positionals = []
     for index, layer in plans:
+        key = json.dumps(layer.positional.model_dump(), sort_keys=True) if layer.positional is not None else None
+        if key is not None and key not in own_positionals:
+            own_positionals[key] = build_block(layer.positional, dims.with_(role="positional"))
+        layer_positionals.append(own_positionals.get(key) if key is not None else None)
         layers.append(build_layer(layer, dims, index, cross))
     if plan.final_norm is not None:
         wants_final = plan.final_norm
@@ -118,7 +124,7 @@ def build_stack(model: ModelSpec, side: str, causal: bool, cross: bool, sample: 
         kind, params = (plan.layer.entry.cls, plan.layer.params) if plan.layer is not None else _default_layer()
         wants_final = stack_final_norm(kind, params, plan.residual.entry.cls)
     final = build_block(plan.norm, dims.with_(role="norm")) if wants_final else None
-    stack = Stack(layers, positional, masks, final, n_heads=dims.n_heads)
+    stack = Stack(layers, positional, masks, final, n_heads=dims.n_heads, layer_positionals=layer_positionals)
     if sample:
         stack.layer_runs = runs
     return stack

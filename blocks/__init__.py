@@ -1,6 +1,7 @@
 """stackform.blocks: the registered Transformer components (importing this registers them)."""
 
-from . import adapters, attention, embeddings, ffn, heads, layer_kinds, masks, norms, positional, relative, residual  # noqa: F401  (registration)
+from . import adapters, attention, embeddings, ffn, heads, layer_kinds, masks  # noqa: F401  (registration)
+from . import moe, norms, positional, relative, residual  # noqa: F401  (registration)
 from .attention import LayerCache, MultiHeadAttention
 from .context import AttentionContext
 from .embeddings import TokenEmbedding, TokenTypes

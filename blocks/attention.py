@@ -10,6 +10,8 @@ projection's bias apart from q / k / v's (Qwen2: none; GPT-Neo: only there).
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from pydantic import ConfigDict, Field, PositiveInt
 from torch import nn
@@ -18,6 +20,7 @@ from stackform.registry import BlockParams, Dims, register
 
 from .context import AttentionContext
 from .protocol import Cost, CostContext, linear_cost
+from .softcap import attend_with_score_mods, softcap_mod
 
 
 class LayerCache:
@@ -44,9 +47,18 @@ class AttentionParams(BlockParams):
     out_bias: bool | None = Field(None, description="a bias on the out projection; default: as bias (Qwen2: false, "
                                                     "GPT-Neo: true with bias false)")
     qk_norm: bool = Field(False, description="RMS-normalize queries and keys per head")
+    qk_norm_scope: Literal["head", "all"] = Field("head", description="with qk_norm: over each head (Qwen3) or over "
+                                                                      "all heads' q and all k at once (OLMo 2)")
     window: PositiveInt | None = Field(None, description="attend only to keys closer than this")
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout on attention weights")
     scale: float | None = Field(None, gt=0, description="score scale; default 1/sqrt(head_dim) (T5: 1.0)")
+    softcap: float | None = Field(None, gt=0, description="scores become softcap * tanh(score / softcap) "
+                                                          "(Gemma 2: 50)")
+
+    def check(self, dims: Dims) -> str | None:
+        if self.qk_norm_scope != "head" and not self.qk_norm:
+            return f"qk_norm_scope: {self.qk_norm_scope} needs qk_norm: true"
+        return None
 
 
 @register("attention", "mha")
@@ -63,6 +75,7 @@ class MultiHeadAttention(nn.Module):
         self.window = None if cross else params.window  # a window compares positions of one sequence
         self.dropout = params.dropout
         self.scale = params.scale
+        self.score_mods = [softcap_mod(params.softcap)] if params.softcap is not None else []
         self.cross = cross
         q_size, kv_size = self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
         self.q_size, self.kv_size = q_size, kv_size
@@ -74,8 +87,9 @@ class MultiHeadAttention(nn.Module):
         out_bias = params.bias if params.out_bias is None else params.out_bias
         self.out = nn.Linear(q_size, dims.d_model, bias=out_bias)
         self.out.residual_out = True  # scaled init (GPT-2)
-        self.q_norm = nn.RMSNorm(self.head_dim, eps=1e-6) if params.qk_norm else None
-        self.k_norm = nn.RMSNorm(self.head_dim, eps=1e-6) if params.qk_norm else None
+        self.qk_norm_all = params.qk_norm_scope == "all"  # one norm over all heads, before the head split
+        self.q_norm = nn.RMSNorm(q_size if self.qk_norm_all else self.head_dim, eps=1e-6) if params.qk_norm else None
+        self.k_norm = nn.RMSNorm(kv_size if self.qk_norm_all else self.head_dim, eps=1e-6) if params.qk_norm else None
 
     def kv_heads(self, dims: Dims, params: AttentionParams) -> int:
         return dims.n_heads
@@ -99,28 +113,37 @@ class MultiHeadAttention(nn.Module):
         """x [b, t, d] -> ([b, t, d], weights [b, h, t, s] or None)."""
         b, t, _ = x.shape
         if self.cross:
-            q = self._heads(self.q(x), self.n_heads)
+            q = self.q(x)
+            q = self._heads(self.q_norm(q) if self.qk_norm_all else q, self.n_heads)
             if cache is not None and cache.k is not None:
                 k, v = cache.k, cache.v  # the source's keys and values, computed once
             else:
                 k, v = self.kv(memory).split(self.kv_size, dim=-1)
+                if self.qk_norm_all:
+                    k = self.k_norm(k)  # [b, s, kv*hd]
                 k, v = self._heads(k, self.n_kv_heads), self._heads(v, self.n_kv_heads)
-                if self.k_norm is not None:
+                if self.k_norm is not None and not self.qk_norm_all:
                     k = self.k_norm(k)
                 if cache is not None:
                     cache.append(k, v)
-            if self.q_norm is not None:
+            if self.q_norm is not None and not self.qk_norm_all:
                 q = self.q_norm(q)
         else:
             q, k, v = self.qkv(x).split((self.q_size, self.kv_size, self.kv_size), dim=-1)
+            if self.qk_norm_all:
+                q, k = self.q_norm(q), self.k_norm(k)  # [b, t, h*hd], [b, t, kv*hd]
             q, k, v = self._heads(q, self.n_heads), self._heads(k, self.n_kv_heads), self._heads(v, self.n_kv_heads)
-            if self.q_norm is not None:
+            if self.q_norm is not None and not self.qk_norm_all:
                 q, k = self.q_norm(q), self.k_norm(k)
             q, k = ctx.rotate(q, k)
             if cache is not None:
                 k, v = cache.append(k, v)
         dropout = self.dropout if self.training else 0.0
-        y, weights = ctx.attend(q, k, v, self.window, self.scale, dropout, need_weights)  # [b, h, t, hd]
+        if self.score_mods:  # not additive: applied to the real scores (blocks/softcap.py)
+            plan = ctx.plan(self.window, self.n_heads)
+            y, weights = attend_with_score_mods(q, k, v, plan, self.scale, self.score_mods, dropout, need_weights)
+        else:
+            y, weights = ctx.attend(q, k, v, self.window, self.scale, dropout, need_weights)  # [b, h, t, hd]
         return self.out(self._merge(y)), weights
 
     def cost(self, ctx: CostContext) -> Cost:
@@ -150,7 +173,7 @@ class GroupedQueryAttention(MultiHeadAttention):
         def check(self, dims: Dims) -> str | None:
             if dims.n_heads % self.n_kv_heads:
                 return f"n_heads ({dims.n_heads}) must be divisible by n_kv_heads ({self.n_kv_heads})"
-            return None
+            return super().check(dims)
 
     def kv_heads(self, dims: Dims, params: Params) -> int:
         return params.n_kv_heads

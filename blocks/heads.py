@@ -14,10 +14,21 @@ from stackform.registry import BlockParams, Dims, register
 
 from .ffn import ACTIVATIONS, Activation
 from .protocol import Cost, CostContext, linear_cost, params_label
+from .softcap import softcap
 
 
 class LMHead(nn.Module):
-    """logits = h W^T (+ b). With ``tied`` the weight is the token embedding's, stored once."""
+    """logits = h W^T (+ b). With ``tied`` the weight is the token embedding's, stored once.
+
+    ``logit_softcap`` (Gemma 2): logits = cap * tanh(logits / cap). A head that changes its logits after
+    the projection says so with ``transforms_logits``, and a fused loss (which projects ``features``
+    with ``weight`` itself) then computes the loss from ``forward`` instead."""
+
+    logit_softcap: float | None = None
+
+    @property
+    def transforms_logits(self) -> bool:
+        return self.logit_softcap is not None
 
     def __init__(self, d_model: int, vocab_size: int, tied: nn.Parameter | None = None, bias: bool = False):
         super().__init__()
@@ -32,7 +43,8 @@ class LMHead(nn.Module):
         return h
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return nn.functional.linear(self.features(h), self.weight, self.bias)  # [b, t, vocab]
+        logits = nn.functional.linear(self.features(h), self.weight, self.bias)  # [b, t, vocab]
+        return softcap(logits, self.logit_softcap) if self.logit_softcap is not None else logits
 
     def describe(self) -> str:
         return params_label(getattr(self, "block_name", "lm_head"), getattr(self, "block_params", None)) + \
@@ -52,10 +64,13 @@ class LinearHead(LMHead):
     class Params(BlockParams):
         bias: bool = Field(False, description="a learned bias per vocabulary entry")
         rescale: bool = Field(False, description="multiply hidden states by d_model^-0.5 first (T5, tied)")
+        softcap: float | None = Field(None, gt=0, description="logits become softcap * tanh(logits / softcap) "
+                                                              "(Gemma 2: 30)")
 
     def __init__(self, dims: Dims, params: Params, tied: nn.Parameter | None = None):
         super().__init__(dims.d_model, dims.vocab_size, tied, params.bias)
         self.input_scale = dims.d_model ** -0.5 if params.rescale else 1.0
+        self.logit_softcap = params.softcap
 
     def features(self, h: torch.Tensor) -> torch.Tensor:
         return h * self.input_scale if self.input_scale != 1.0 else h

@@ -23,11 +23,29 @@ def document_positions(documents: torch.Tensor) -> torch.Tensor:
     return index - first
 
 
+def context_for(ctx: AttentionContext, positional: Positional) -> AttentionContext:
+    """``ctx`` with another positional module's rotation and score bias (a layer's own: a rope base per
+    layer group); same positions, masks and padding. Built once per forward and positional."""
+    siblings = ctx.__dict__.setdefault("_siblings", {})
+    if id(positional) not in siblings:
+        info = ctx.info
+        restarted = ctx.positions is not info.q_pos  # packed documents: positions restart
+        siblings[id(positional)] = AttentionContext(
+            positional, ctx.masks, info.q_pos, info.k_pos, info.key_padding, info.prefix_len, info.documents,
+            n_heads=ctx.n_heads, positions=ctx.positions if restarted else None)
+    return siblings[id(positional)]
+
+
 class Stack(nn.Module):
-    """Layers sharing one positional module and one set of masks, then an optional final norm."""
+    """Layers sharing one positional module and one set of masks, then an optional final norm.
+
+    ``layer_positionals`` (one entry per layer, None for the stack's): a layer's own positional module,
+    used in its self-attention in place of the stack's (which alone adds to the embeddings); equal
+    ones are one module, shared."""
 
     def __init__(self, layers: list[nn.Module], positional: Positional, masks: list[Mask],
-                 final_norm: nn.Module | None, n_heads: int | None = None):
+                 final_norm: nn.Module | None, n_heads: int | None = None,
+                 layer_positionals: list[Positional | None] | None = None):
         super().__init__()
         self.n_heads = n_heads
         self.positional = positional
@@ -35,6 +53,13 @@ class Stack(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.final_norm = final_norm
         self.activation_checkpointing = False
+        distinct: list[Positional] = []
+        for p in layer_positionals or []:
+            if p is not None and not any(p is d for d in distinct):
+                distinct.append(p)
+        self.layer_positionals = nn.ModuleList(distinct)
+        self.positional_index = [None if p is None else next(i for i, d in enumerate(distinct) if d is p)
+                                 for p in (layer_positionals or [None] * len(layers))]
 
     def context(self, t: int, offset: int, device: torch.device, key_padding: torch.Tensor | None,
                 prefix_len: torch.Tensor | None = None, documents: torch.Tensor | None = None) -> AttentionContext:
@@ -56,7 +81,10 @@ class Stack(nn.Module):
         weights: list | None = None,
     ) -> torch.Tensor:
         """x [b, t, d] (embedded) -> hidden states [b, t, d]."""
+        contexts = ctx
         for i, layer in enumerate(self.layers):
+            own = self.positional_index[i] if i < len(self.positional_index) else None
+            ctx = contexts if own is None else context_for(contexts, self.layer_positionals[own])
             if self.activation_checkpointing and self.training and cache is None and weights is None:
                 x = checkpoint(layer, x, ctx, memory, memory_ctx, use_reentrant=False)
             else:

@@ -197,11 +197,20 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-second, first), dim=-1)
 
 
+def rotate_pairs(x: torch.Tensor) -> torch.Tensor:
+    """GPT-J's rotate_every_two: (x0, x1, x2, x3, ...) -> (-x1, x0, -x3, x2, ...)."""
+    pairs = x.unflatten(-1, (-1, 2))  # [..., r/2, 2]
+    return torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)  # [..., r]
+
+
 @register("positional", "rope")
 class Rotary(Positional):
     """Rotary position embedding (Su et al. 2021): rotates q and k by position-dependent angles.
 
-    Uses the half-split layout (GPT-NeoX, LLaMA in Hugging Face).
+    ``layout: half`` pairs dimension i with i + r/2 (GPT-NeoX, LLaMA in Hugging Face), ``interleaved``
+    pairs 2i with 2i + 1 (GPT-J, the paper). ``fraction`` rotates only the first r = int(fraction *
+    head_dim) dimensions of each head and passes the rest through (GPT-NeoX rotary_pct, GPT-J
+    rotary_dim, Phi / StableLM partial_rotary_factor); frequencies are theta^(-2i/r).
     """
 
     rotates = True
@@ -210,35 +219,60 @@ class Rotary(Positional):
     class Params(BlockParams):
         theta: float = Field(10000.0, gt=1)
         scaling: RopeScaling | None = Field(None, description="rescaled frequencies: {type: linear | llama3, factor}")
+        fraction: float = Field(1.0, gt=0, le=1, description="rotate the first int(fraction * head_dim) dims of each "
+                                                             "head (partial rotary: NeoX 0.25, Phi-2 0.4)")
+        layout: Literal["half", "interleaved"] = Field(
+            "half", description="pair dim i with i + r/2 (NeoX, LLaMA) or 2i with 2i + 1 (GPT-J)")
+
+        def rotary_dim(self, dims: Dims) -> int:
+            return int(self.fraction * dims.head_dim)
 
         def check(self, dims: Dims) -> str | None:
-            if dims.head_dim % 2:
+            r = self.rotary_dim(dims)
+            if self.fraction == 1.0 and dims.head_dim % 2:
                 return f"rope needs an even head_dim, got {dims.head_dim} (d_model {dims.d_model} / n_heads {dims.n_heads})"
+            if r < 2 or r % 2:
+                return (f"rope rotates int(fraction * head_dim) = int({self.fraction} * {dims.head_dim}) = {r} dims, "
+                        "which must be even and at least 2")
             return None
 
     def __init__(self, dims: Dims, params: Params):
         super().__init__()
         self.head_dim = dims.head_dim
+        self.rotary_dim = params.rotary_dim(dims)
+        self.rotate_pairs = rotate_pairs if params.layout == "interleaved" else rotate_half
         inv_freq = self.inverse_frequencies(params, dims)
-        angles = torch.outer(torch.arange(dims.max_len, dtype=torch.float32), inv_freq)  # [max_len, hd/2]
-        angles = torch.cat((angles, angles), dim=-1)  # [max_len, hd]
+        angles = torch.outer(torch.arange(dims.max_len, dtype=torch.float32), inv_freq)  # [max_len, r/2]
+        if params.layout == "interleaved":
+            angles = angles.repeat_interleave(2, dim=-1)  # [max_len, r]: a0 a0 a1 a1 ...
+        else:
+            angles = torch.cat((angles, angles), dim=-1)  # [max_len, r]: a0 a1 ... a0 a1 ...
         self.register_buffer("cos", angles.cos(), persistent=False)
         self.register_buffer("sin", angles.sin(), persistent=False)
 
     def inverse_frequencies(self, params: Params, dims: Dims) -> torch.Tensor:
-        """theta^(-2i/hd) for i < hd/2, rescaled by ``scaling`` when set; subclasses may change these."""
-        inv_freq = 1.0 / params.theta ** (torch.arange(0, dims.head_dim, 2, dtype=torch.float32) / dims.head_dim)
+        """theta^(-2i/r) for i < r/2 (r the rotated dims), rescaled by ``scaling`` when set; subclasses may
+        change these."""
+        r = params.rotary_dim(dims)
+        inv_freq = 1.0 / params.theta ** (torch.arange(0, r, 2, dtype=torch.float32) / r)
         return params.scaling.apply(inv_freq) if params.scaling is not None else inv_freq
 
     def prepare(self, q_pos: torch.Tensor, k_pos: torch.Tensor) -> Any:
-        return self.cos[q_pos], self.sin[q_pos]  # [t, hd] each
+        return self.cos[q_pos], self.sin[q_pos]  # [t, r] each
 
     def rotate(self, q: torch.Tensor, k: torch.Tensor, state: Any) -> tuple[torch.Tensor, torch.Tensor]:
         cos, sin = state
-        if cos.dim() == 3:  # per-row positions (packed documents): [b, t, hd] -> [b, 1, t, hd]
+        if cos.dim() == 3:  # per-row positions (packed documents): [b, t, r] -> [b, 1, t, r]
             cos, sin = cos[:, None], sin[:, None]
         cos, sin = cos.to(q.dtype), sin.to(q.dtype)
-        return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin  # [b, h, t, hd]
+        return self._rotate(q, cos, sin), self._rotate(k, cos, sin)
+
+    def _rotate(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """x [b, h, t, hd]: its first r dims rotated, the rest passed through."""
+        if self.rotary_dim == self.head_dim:
+            return x * cos + self.rotate_pairs(x) * sin
+        rot, rest = x[..., : self.rotary_dim], x[..., self.rotary_dim:]
+        return torch.cat((rot * cos + self.rotate_pairs(rot) * sin, rest), dim=-1)
 
 
 def alibi_slopes(n_heads: int) -> torch.Tensor:

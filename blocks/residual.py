@@ -79,3 +79,19 @@ class SandwichNorm(_Residual):
 
     def forward(self, x: torch.Tensor, sublayer: Sublayer) -> torch.Tensor:
         return x + self.drop(self.norm_out(sublayer(self.norm(x))))
+
+
+@register("residual", "reordered")
+class ReorderedNorm(_Residual):
+    """x + dropout(norm(f(x))): the norm on the sublayer's output instead of its input (OLMo 2)."""
+
+    final_norm = True
+    norms_at = ("after",)  # (declared for the block protocol's diagram: the norm follows the sublayer)
+    Params = BlockParams
+
+    def __init__(self, dims: Dims, params: BlockParams, norm: NormFactory):
+        super().__init__(dims)
+        self.norm = norm()
+
+    def forward(self, x: torch.Tensor, sublayer: Sublayer) -> torch.Tensor:
+        return x + self.drop(self.norm(sublayer(x)))

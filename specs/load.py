@@ -221,6 +221,20 @@ def _layer_residuals(spec: Spec, src: Source) -> list[Issue]:
     return issues
 
 
+def _layer_positionals(spec: Spec, src: Source) -> list[Issue]:
+    """A layer's own positional replaces the stack's inside attention; only the stack's adds to the
+    embeddings, so a per-layer one must rotate q/k or bias scores (its declared ``rotates`` / ``biases``)."""
+    issues = []
+    for path, block in iter_blocks(spec):
+        if path[-1] == "positional" and "layers" in path:
+            cls = block.entry.cls
+            if not (getattr(cls, "rotates", False) or getattr(cls, "biases", False)):
+                problem = (f"'{block.type}' acts on the embeddings, which only the stack's positional does; a layer's "
+                           "own positional must rotate queries and keys or bias scores (rope, alibi, relative_bias)")
+                issues.append(_issue(src, path + ("type",), problem))
+    return issues
+
+
 def _check_block(block: BlockSpec, model: Any, side: str, path: tuple) -> str | None:
     """The block's own ``check`` with the dims of the stack (side) it is built into."""
     try:
@@ -266,7 +280,8 @@ def validate_source(src: Source) -> Spec:
         raise SpecError(sorted(issues, key=lambda i: (i.file, i.line, i.col))) from None
     issues = _resolve_blocks(spec, src)
     if not issues:
-        issues = _decoder_masks(spec, src) + _cross_attention_windows(spec, src) + _layer_residuals(spec, src)
+        issues = (_decoder_masks(spec, src) + _cross_attention_windows(spec, src) + _layer_residuals(spec, src)
+                  + _layer_positionals(spec, src))
     if issues:
         raise SpecError(issues)
     return spec

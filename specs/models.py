@@ -11,6 +11,7 @@ from .blocks import (
     AttentionBlock, BlockSpec, FfnBlock, HeadBlock, LayerBlock, MaskBlock, NormBlock, PositionalBlock, ResidualBlock,
     TokenTypeBlock,
 )
+from .layer_rules import expand, is_rule, runs_of
 from .train import TASK_FOR_KIND, BuiltinData, TrainSpec
 
 ModelKind = Literal["encoder", "decoder", "encoder_decoder"]
@@ -39,7 +40,8 @@ def rule(path: str, message: str) -> ValueError:
 
 
 class LayerGroup(_Strict):
-    """``repeat`` consecutive layers, with blocks that differ from the stack's defaults."""
+    """``repeat`` consecutive layers, or with ``every`` a rule over the laid-out layers, with blocks that differ
+    from the stack's defaults."""
 
     repeat: Layers = 1
     attention: AttentionBlock | None = None
@@ -48,6 +50,25 @@ class LayerGroup(_Strict):
     norm: NormBlock | None = None
     residual: ResidualBlock | None = None
     layer: LayerBlock | None = None
+    positional: PositionalBlock | None = Field(None, description="this layer's rotation or score bias in place of "
+                                                                "the stack's (a rope base per layer group)")
+    every: Layers | None = Field(None, description="a rule, not a run: set these blocks in every layer i with "
+                                                   "i % every == offset (after the runs are laid out)")
+    offset: int = Field(0, ge=0, le=MAX_LAYERS, description="with every: the first layer the rule sets")
+
+    @model_validator(mode="after")
+    def _rule(self) -> "LayerGroup":
+        if self.every is None:
+            if self.offset:
+                raise rule("offset", "offset belongs to a rule: add every (the rule sets layers i with "
+                                     "i % every == offset)")
+            return self
+        if self.repeat != 1:  # (a dumped spec holds repeat: 1 for a rule)
+            raise rule("repeat", "a rule (every) lays out no layers, it sets those the runs laid out: drop repeat "
+                                 "here (n_layers or the groups with repeat lay them out)")
+        if self.offset >= self.every:
+            raise rule("offset", f"offset ({self.offset}) must be below every ({self.every})")
+        return self
 
 
 class SideSpec(_Strict):
@@ -133,19 +154,24 @@ class ModelSpec(_Strict):
         own = self.side(side)
         groups = own.layers if own.layers is not None else self.layers
         n_layers = own.n_layers or self.n_layers
-        if groups:
-            total = sum(group.repeat for group in groups)
+        where = f"{side}.layers" if own.layers is not None else "layers"
+        runs = [group for group in groups or [] if not is_rule(group)]
+        if runs:
+            total = sum(group.repeat for group in runs)
             if total > MAX_LAYERS:
-                where = f"{side}.layers" if own.layers is not None else "layers"
                 raise rule(where, f"repeats add up to {total} layers, above the limit of {MAX_LAYERS} per stack")
             if n_layers is not None and total != n_layers:
-                where = f"{side}.layers" if own.layers is not None else "layers"
                 raise rule(where, f"repeats add up to {total} but n_layers is {n_layers}")
-            return total
+            n_layers = total
         if n_layers is None:
             prefix = f"model.{side}.n_layers or " if self.kind == "encoder_decoder" else ""
-            where = f"{side}.n_layers" if self.kind == "encoder_decoder" else "n_layers"
-            raise rule(where, f"the {side} has no layers: set {prefix}model.n_layers")
+            at = f"{side}.n_layers" if self.kind == "encoder_decoder" else "n_layers"
+            rules = " (rules with every lay out no layers)" if groups else ""
+            raise rule(at, f"the {side} has no layers{rules}: set {prefix}model.n_layers")
+        for i, group in enumerate(groups or []):
+            if is_rule(group) and group.offset >= n_layers:
+                raise rule(f"{where}.{i}.offset", f"the rule sets no layer: offset {group.offset} is past the "
+                                                  f"{side}'s {n_layers} layers")
         return n_layers
 
     def head_dim_value(self) -> int:
@@ -161,13 +187,11 @@ class ModelSpec(_Strict):
             "norm": own.norm or self.norm,
             "residual": own.residual or self.residual,
             "layer": own.layer or self.layer,
+            "positional": None,  # the stack's
         }
-        groups = (own.layers if own.layers is not None else self.layers) or [LayerGroup(repeat=self.n_layers_of(side))]
-        layers, runs = [], []
-        for group in groups:
-            blocks = {key: getattr(group, key) or value for key, value in base.items()}
-            runs.append((LayerPlan(**blocks), group.repeat))
-            layers.extend([runs[-1][0]] * group.repeat)
+        groups = (own.layers if own.layers is not None else self.layers) or []
+        runs = runs_of([LayerPlan(**blocks) for blocks in expand(base, groups, self.n_layers_of(side))])
+        layers = [layer for layer, repeat in runs for _ in range(repeat)]
         masks = own.mask if own.mask is not None else self.mask
         return StackPlan(
             side=side,
@@ -190,6 +214,7 @@ class LayerPlan:
     norm: BlockSpec
     residual: BlockSpec
     layer: BlockSpec | None = None  # None: sequential
+    positional: BlockSpec | None = None  # None: the stack's
 
 
 @dataclass(frozen=True)

@@ -195,6 +195,7 @@ def canonical(model: ModelSpec) -> dict[str, Any]:
                 "ffn": _block(layer.ffn, dims), "norm": _block(layer.norm, dims),
                 "residual": _block(layer.residual, dims),
                 "layer": layer.layer.model_dump() if layer.layer is not None else None,  # None: sequential
+                **({"positional": layer.positional.model_dump()} if layer.positional is not None else {}),
             } for layer in plan.layers],
         }
     return data

@@ -8,6 +8,7 @@ head's ``features`` and hands them with the head's weight to ``linear_cross_entr
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..data import IGNORE
@@ -34,6 +35,10 @@ def chunked_cross_entropy(
     if select:
         keep = (y != IGNORE).nonzero().squeeze(1)
         h, y = h.index_select(0, keep), y.index_select(0, keep)
+    if getattr(head, "transforms_logits", False):  # logits change after the projection (a soft cap): not fused
+        logits = head(h).float()  # [n, vocab]
+        total = F.cross_entropy(logits, y, ignore_index=IGNORE, reduction="sum", label_smoothing=float(label_smoothing))
+        return total, y.shape[0]
     total, _ = linear_cross_entropy(head.features(h), head.weight, head.bias, y, label_smoothing,
                                     chunk_rows=chunk_rows)
     return total, y.shape[0]

@@ -58,3 +58,20 @@ def test_aux_loss_reaches_the_optimizer_and_the_logs(penalized, tmp_path, make_s
 
     model = load(tmp_path / "run")
     assert all(not torch.equal(layer.ffn.free, torch.ones(4)) for layer in model.stack.layers)
+
+
+def test_a_moe_spec_trains_and_logs_its_balance_and_z_losses(tmp_path, make_spec, capsys, monkeypatch):
+    """The registered moe ffn's losses() (moe_balance, moe_z) flow into training: each is logged per train line."""
+    spec = make_spec(steps=3, log_every=1, eval_every=100, schedule={"type": "constant", "warmup": 0})
+    spec["model"].update(ffn={"type": "moe", "n_experts": 4, "top_k": 2, "expert": {"type": "mlp", "hidden": 8}},
+                         dropout=0.0)
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", str(path), "train.out_dir=run"]) == 0
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    train_lines = [r for r in records if r["split"] == "train"]
+    assert train_lines
+    for line in train_lines:
+        assert line["moe_balance"] > 0 and line["moe_z"] > 0
+        assert all(torch.isfinite(torch.tensor(line[k])) for k in ("moe_balance", "moe_z", "loss"))
