@@ -24,6 +24,8 @@ STRUCTURAL = {"Stack", "LayerCache", "AttentionContext", "MaskInfo", "LayerParts
 NAME_ATTRS = {"type", "block_name"}
 # a value named after a block field holds block names: ``'causal' in masks``, ``residual == 'pre'``
 FIELD_WORDS = set(registry.KINDS) | {"masks", "cross_attention", "block_kind"}
+# spec fields whose ``type`` is not a block's (``train.tokenizer.type == 'none'``, ``train.data.type``)
+NOT_BLOCKS = {"tokenizer", "data", "schedule", "optimizer", "device", "lora"}
 
 
 def _sources() -> list[Path]:
@@ -54,7 +56,7 @@ def _strings(node: ast.AST) -> list[str]:
 
 def _is_name_read(node: ast.AST) -> bool:
     if isinstance(node, ast.Attribute) and node.attr in NAME_ATTRS:
-        return True
+        return not (_names_in(node.value) & NOT_BLOCKS)
     if _names_in(node) & FIELD_WORDS:
         return True
     return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"
